@@ -1,0 +1,33 @@
+# Every target creates .venv on a clean machine first (see BUILD.md).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-all demo profile clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Default suite: everything not marked slow (keep it under ~10 minutes on 2 cores).
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" tests
+
+test-all: $(STAMP)
+	$(PY) -m pytest tests
+
+# The main job on built-in data. Until the synthetic benchmark lands
+# (tnet_tf.experiments.synthetic), it prints the cost table of the paper's models.
+demo: $(STAMP)
+	$(PY) -m tnet_tf.profile
+
+profile: $(STAMP)
+	$(PY) -m tnet_tf.profile
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

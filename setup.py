@@ -1,0 +1,30 @@
+"""tnet-tf: the TensorFlow 2 / Keras (tf_keras) implementation of TNet."""
+from setuptools import find_packages, setup
+
+# Pinned: the versions this project is tested with (see BUILD.md).
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf_keras==2.21.0",
+    "tensorflow-model-optimization==0.8.1",
+    "tensorflow-datasets==4.9.10",
+    "absl-py==1.4.0",
+    "numpy==2.4.6",
+    "scikit-learn==1.9.1",
+    "scikit-image==0.26.0",
+    "matplotlib==3.11.2",
+    "pillow==13.0.0",
+]
+
+setup(
+    name="tnet-tf",
+    version="0.1.0",
+    description="TNet: multi-scale hard-attention image classification "
+                "(NeurIPS 2021) in TensorFlow 2 / Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tnet_tf", "tnet_tf.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": ["pytest==9.2.0"]},
+    entry_points={"console_scripts": ["tnet-profile=tnet_tf.profile:run"]},
+)

@@ -1,0 +1,121 @@
+"""Typed configuration: flags → a preset dataclass → constructors."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Everything that defines a TNet (or a baseline) architecture.
+
+  ``locations`` holds the default number of attended cells per grid for each
+  level after the first (``len == levels - 1``); calls may pass others.
+  ``location_variant`` / ``positional_variant`` default to the backbone's.
+  """
+  backbone: str = "bagnet77"
+  backbone_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+  num_classes: int = 1000
+  base_resolution: int = 77
+  grid_size: int = 5
+  cell_fraction: float = 0.34375
+  levels: int = 2
+  locations: tuple[int, ...] = (3,)
+  location_variant: Optional[str] = None
+  location_hidden_dim: Optional[int] = None
+  positional_variant: Optional[str] = None
+  feature_weighting: bool = False
+  dropout: float = 0.0
+  selection: str = "sampling"  # training: "sampling" (Gumbel-top-k) | "greedy"
+  input_size: Optional[tuple[int, int]] = None  # nominal, for checks/summary
+  allow_upsampling: bool = False
+  check_numerics: bool = False
+
+  def __post_init__(self):
+    self.locations = tuple(int(k) for k in self.locations)
+    if self.input_size is not None:
+      self.input_size = tuple(int(s) for s in self.input_size)
+    self.validate()
+
+  def validate(self) -> None:
+    from tnet_tf.layers import grid  # local: keep config import light
+    if self.levels < 1:
+      raise ValueError(f"levels must be >= 1, got {self.levels}")
+    if len(self.locations) != self.levels - 1:
+      raise ValueError(
+          f"locations must give one count per level after the first "
+          f"({self.levels - 1} for levels={self.levels}), got "
+          f"{list(self.locations)}")
+    if self.selection not in ("sampling", "greedy"):
+      raise ValueError(f"selection must be 'sampling' or 'greedy', got "
+                       f"{self.selection!r}")
+    grid.cell_boxes(self.grid_size, self.cell_fraction)  # validates n, c
+    for level, k in enumerate(self.locations, start=2):
+      if not 0 <= k <= self.grid_size ** 2:
+        raise ValueError(
+            f"locations for level {level} must be in [0, "
+            f"{self.grid_size ** 2}], got {k}")
+    if self.input_size is not None and not self.allow_upsampling:
+      most = grid.max_levels(self.input_size, self.base_resolution,
+                             self.cell_fraction)
+      if self.levels > most:
+        raise ValueError(
+            f"levels={self.levels} at input_size={list(self.input_size)}: "
+            f"cells at level {most + 1} are smaller than the base resolution "
+            f"{self.base_resolution} px (at most {most} levels); pass "
+            "allow_upsampling=True to upsample them anyway")
+
+  def replace(self, **changes) -> "ModelConfig":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def _imagenet() -> ModelConfig:
+  return ModelConfig(
+      backbone="bagnet77",
+      backbone_kwargs={"num_dropout_layers": 1, "dropout_keep": 0.5},
+      num_classes=1000, base_resolution=77, grid_size=5, cell_fraction=0.34375,
+      levels=2, locations=(3,), input_size=(224, 224))
+
+
+def _fmow(stage: int = 1) -> ModelConfig:
+  return ModelConfig(
+      backbone="efficientnet-b0",
+      backbone_kwargs={"block_drop_rate": 0.3 if stage == 1 else 0.5},
+      num_classes=62, base_resolution=224, grid_size=3, cell_fraction=0.5,
+      levels=2 if stage == 1 else 3, locations=(2,) if stage == 1 else (2, 1),
+      dropout=0.5, input_size=(448, 448) if stage == 1 else (896, 896))
+
+
+def _birds(num_classes: int, variant: str = "b0") -> ModelConfig:
+  return ModelConfig(
+      backbone=f"efficientnet-{variant}",
+      backbone_kwargs={"block_drop_rate": 0.5},
+      num_classes=num_classes, base_resolution=224, grid_size=5,
+      cell_fraction=0.35, levels=2, locations=(5,), dropout=0.75,
+      feature_weighting=True, input_size=(448, 448), allow_upsampling=True)
+
+
+def _synthetic() -> ModelConfig:
+  return ModelConfig(
+      backbone="tiny_cnn", num_classes=10, base_resolution=32, grid_size=3,
+      cell_fraction=0.5, levels=3, locations=(2, 1), input_size=(128, 128))
+
+
+PRESETS = {
+    "imagenet": _imagenet,
+    "fmow": lambda: _fmow(1),
+    "fmow_stage2": lambda: _fmow(2),
+    "cub": lambda: _birds(200),
+    "nabirds": lambda: _birds(555),
+    "synthetic": _synthetic,
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+  """A named configuration of the paper (or the synthetic benchmark)."""
+  if name not in PRESETS:
+    raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+  return PRESETS[name]().replace(**overrides)

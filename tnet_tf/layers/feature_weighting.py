@@ -1,0 +1,39 @@
+"""Feature weighting module (paper §5.3, spec §2.6)."""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+class FeatureWeightingModule(keras.layers.Layer):
+  """Weights of the ``N`` feature vectors of an image, summing to one.
+
+  Squeeze-and-excitation over the mean feature (ratio 0.25, swish, sigmoid)
+  rescales every feature; ``Dense(1)`` scores each one; a softmax over the
+  ``N`` features gives the weights.
+  """
+
+  def __init__(self, se_ratio: float = 0.25, **kwargs):
+    super().__init__(**kwargs)
+    self.se_ratio = se_ratio
+
+  def build(self, input_shape):
+    dim = int(input_shape[-1])
+    self.squeeze = keras.layers.Dense(max(1, int(dim * self.se_ratio)),
+                                      activation="swish", name="se_reduce")
+    self.excite = keras.layers.Dense(dim, activation="sigmoid",
+                                     name="se_expand")
+    self.score = keras.layers.Dense(1, name="score")
+    self.squeeze.build([None, dim])
+    self.excite.build([None, max(1, int(dim * self.se_ratio))])
+    self.score.build([None, dim])
+    super().build(input_shape)
+
+  def call(self, features):
+    # features: [B, N, D] -> weights [B, N]
+    gate = self.excite(self.squeeze(tf.reduce_mean(features, axis=1)))
+    scores = tf.squeeze(self.score(features * gate[:, None, :]), -1)
+    return tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1)
+
+  def get_config(self):
+    return {**super().get_config(), "se_ratio": self.se_ratio}

@@ -1,0 +1,122 @@
+"""Attention-grid geometry (paper §3.2, spec §2.1) as pure functions.
+
+Boxes are ``[y0, x0, y1, x1]`` in continuous coordinates: fractions of the
+image (normalised) or pixels, where pixel ``i`` covers ``[i, i + 1)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+def cell_boxes(grid_size: int, cell_fraction: float) -> np.ndarray:
+  """Cells of an ``n×n`` grid as fractions of their parent, row-major.
+
+  Each cell spans ``cell_fraction`` of the parent's height and width; the
+  stride ``(1 - c) / (n - 1)`` makes the first cell start at 0 and the last end
+  at 1, so the cells tile the parent exactly. Returns float64 ``[n*n, 4]``.
+  """
+  if grid_size < 1:
+    raise ValueError(f"grid_size must be >= 1, got {grid_size}")
+  if not 0.0 < cell_fraction <= 1.0:
+    raise ValueError(f"cell_fraction must be in (0, 1], got {cell_fraction}")
+  if grid_size == 1:
+    starts = np.zeros([1])
+  else:
+    if cell_fraction * grid_size < 1.0 - 1e-9:
+      raise ValueError(
+          f"cell_fraction={cell_fraction} with grid_size={grid_size} leaves "
+          "gaps between cells; need cell_fraction >= 1/grid_size")
+    stride = (1.0 - cell_fraction) / (grid_size - 1)
+    starts = np.arange(grid_size) * stride
+  y0, x0 = np.meshgrid(starts, starts, indexing="ij")
+  y0, x0 = y0.reshape(-1), x0.reshape(-1)
+  return np.stack([y0, x0, y0 + cell_fraction, x0 + cell_fraction], axis=-1)
+
+
+def child_boxes(parent_boxes: tf.Tensor, cells: tf.Tensor) -> tf.Tensor:
+  """Places cells (fractions of a parent) inside parent boxes.
+
+  Args:
+    parent_boxes: ``[..., 4]`` boxes in any coordinate frame.
+    cells: ``[..., 4]`` cells as fractions of their parent, broadcastable
+      against ``parent_boxes``.
+  Returns:
+    The cells in the parents' frame, shape of the broadcast.
+  """
+  y0, x0, y1, x1 = tf.unstack(parent_boxes, axis=-1)
+  cy0, cx0, cy1, cx1 = tf.unstack(cells, axis=-1)
+  h, w = y1 - y0, x1 - x0
+  return tf.stack([y0 + cy0 * h, x0 + cx0 * w, y0 + cy1 * h, x0 + cx1 * w],
+                  axis=-1)
+
+
+def to_pixels(boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.Tensor:
+  """Normalised boxes ``[..., 4]`` → pixel boxes for images of ``[h, w]``."""
+  hw = tf.cast(image_hw, boxes.dtype)
+  return boxes * tf.concat([hw, hw], axis=0)
+
+
+def crop_boxes(boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.Tensor:
+  """Normalised boxes → the box argument of ``tf.image.crop_and_resize``.
+
+  ``crop_and_resize`` maps 0 and 1 to the centres of the first and last pixel
+  and samples the box ends exactly ("align corners"). A cell covering pixels
+  ``[a, a + h)`` is sampled from the centre of pixel ``a`` to that of pixel
+  ``a + h - 1``, so a cell of exactly ``r`` pixels resized to ``r`` is the
+  slice itself, and no sample ever falls outside the image.
+  """
+  hw = tf.cast(image_hw, boxes.dtype)
+  h, w = hw[0], hw[1]
+  y0, x0, y1, x1 = tf.unstack(boxes, axis=-1)
+  den_y = tf.maximum(h - 1.0, 1.0)
+  den_x = tf.maximum(w - 1.0, 1.0)
+  return tf.stack([
+      y0 * h / den_y, x0 * w / den_x,
+      tf.maximum(y1 * h - 1.0, y0 * h) / den_y,
+      tf.maximum(x1 * w - 1.0, x0 * w) / den_x], axis=-1)
+
+
+def cell_sizes(input_hw: Sequence[int], cell_fraction: float,
+               levels: int) -> list[tuple[float, float]]:
+  """Native pixel size ``(h, w)`` of the regions seen at each level."""
+  h, w = float(input_hw[0]), float(input_hw[1])
+  sizes = []
+  for _ in range(levels):
+    sizes.append((h, w))
+    h, w = h * cell_fraction, w * cell_fraction
+  return sizes
+
+
+def max_levels(input_hw: Sequence[int], base_resolution: int,
+               cell_fraction: float, tolerance: float = 1e-6) -> int:
+  """Levels before a cell becomes smaller than the base resolution.
+
+  Level 1 always counts; level ``l > 1`` counts while its cells are at least
+  ``base_resolution`` native pixels on their shorter side.
+  """
+  shorter = float(min(input_hw))
+  levels = 1
+  while shorter * cell_fraction >= base_resolution * (1.0 - tolerance):
+    shorter *= cell_fraction
+    levels += 1
+    if levels > 64:  # cell_fraction == 1 would loop forever
+      break
+  return levels
+
+
+def grid_sample_indices(feature_size: int, grid_size: int,
+                        cell_fraction: float) -> list[int]:
+  """Feature-map rows/cols nearest to the cell centres of the grid.
+
+  The default way to read an ``n×n`` map ``F`` off an arbitrary backbone
+  feature map of side ``feature_size``; the paper's backbones use fixed
+  strided slices instead (see ``backbones``).
+  """
+  cells = cell_boxes(grid_size, cell_fraction)[:grid_size, 1]
+  centres = cells + cell_fraction / 2.0
+  return [min(feature_size - 1, int(math.floor(c * feature_size)))
+          for c in centres]

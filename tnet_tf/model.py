@@ -1,0 +1,300 @@
+"""TNet: multi-scale hard attention (paper §3.1, Fig. 2).
+
+Level 1 sees the whole image at the base resolution ``r``; at each next level
+the location module picks ``k`` cells of every region's ``n×n`` grid, and the
+chosen cells are cut from the full-resolution input and resized to ``r``. All
+feature vectors get positional information, are averaged (or weighted) and
+classified.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tnet_tf import backbones
+from tnet_tf.config import ModelConfig
+from tnet_tf.layers import grid
+from tnet_tf.layers import positional
+from tnet_tf.layers.classification import ClassificationModule
+from tnet_tf.layers.feature_weighting import FeatureWeightingModule
+from tnet_tf.layers.location import LocationModule
+from tnet_tf.layers.positional import PositionalEncodingModule
+
+_IMAGE_DTYPES = (tf.uint8, tf.uint16, tf.int8, tf.int16, tf.int32, tf.int64,
+                 tf.float16, tf.bfloat16, tf.float32, tf.float64)
+
+
+def gumbel_top_k(log_probs: tf.Tensor, k: int,
+                 seed: Optional[int] = None) -> tf.Tensor:
+  """Samples ``k`` distinct indices per row without replacement.
+
+  Perturbing log-probabilities with Gumbel noise and taking the top-k draws
+  an ordered sample from the Plackett–Luce distribution, i.e. sequential
+  sampling without replacement from the categorical distribution.
+  """
+  u = tf.random.uniform(tf.shape(log_probs), minval=1e-12, maxval=1.0,
+                        seed=seed)
+  return tf.math.top_k(log_probs - tf.math.log(-tf.math.log(u)), k).indices
+
+
+def features_per_level(locations: Sequence[int]) -> list[int]:
+  """Regions per image at each level: ``[1, k1, k1·k2, ...]``."""
+  counts = [1]
+  for k in locations:
+    counts.append(counts[-1] * k)
+  return counts
+
+
+def level_geometry(config: ModelConfig, input_hw: Sequence[int]) -> list[dict]:
+  """Per level: native region size in pixels and its resize factor to ``r``."""
+  r = config.base_resolution
+  rows = []
+  for level, (h, w) in enumerate(
+      grid.cell_sizes(input_hw, config.cell_fraction, config.levels), start=1):
+    rows.append({"level": level, "region_px": (h, w), "scale": r / min(h, w),
+                 "upsampled": min(h, w) < r * (1 - 1e-6)})
+  return rows
+
+
+class TNet(keras.Model):
+  """The Traversal Network.
+
+  Call: ``model(images, training=False, locations=[2, 1])`` with images
+  ``[B, H, W, 1|3]`` of any size (uint8 or float pixel values in [0, 255]).
+  Returns a dict: ``logits`` ``[B, C]`` and the attention record, with
+  ``N = 1 + attended locations`` feature vectors per image in level order:
+  ``feature_logits`` ``[B, N, C]``, ``feature_weights`` ``[B, N]``, ``boxes``
+  ``[B, N, 4]`` (y0, x0, y1, x1 in input pixels), ``levels`` ``[N]``,
+  ``positions`` ``[B, N, 3]``, ``location_log_probs`` ``[B, N-1]`` (log
+  probability of each attended cell), ``embedding`` ``[B, D]`` and, per level
+  with a decision, ``location_probs`` ``[B, G, n²]`` and ``location_indices``
+  ``[B, G, k]`` (``G`` regions of that level per image).
+  """
+
+  def __init__(self, config: ModelConfig,
+               backbone: Optional[backbones.FeatureExtractor] = None,
+               **kwargs):
+    kwargs.setdefault("name", "tnet")
+    super().__init__(**kwargs)
+    self.config = config
+    if backbone is None:
+      backbone_kwargs = dict(config.backbone_kwargs)
+      backbone_kwargs.setdefault("base_resolution", config.base_resolution)
+      backbone_kwargs.setdefault("grid_size", config.grid_size)
+      if config.backbone.startswith("efficientnet") or (
+          config.backbone == "tiny_cnn"):
+        backbone_kwargs.setdefault("cell_fraction", config.cell_fraction)
+      backbone = backbones.build(config.backbone, **backbone_kwargs)
+    if backbone.base_resolution != config.base_resolution:
+      raise ValueError(f"backbone base resolution {backbone.base_resolution} "
+                       f"!= config.base_resolution {config.base_resolution}")
+    if backbone.grid_size != config.grid_size:
+      raise ValueError(f"backbone gives a {backbone.grid_size}x"
+                       f"{backbone.grid_size} F map, config.grid_size is "
+                       f"{config.grid_size}")
+    self.feature_extraction = backbone
+    self.location_module = LocationModule(
+        config.location_variant or backbone.location_variant,
+        config.location_hidden_dim, name="location_module")
+    self.positional_module = PositionalEncodingModule(
+        config.positional_variant or backbone.positional_variant,
+        name="positional_encoding_module")
+    self.classification_module = ClassificationModule(
+        config.num_classes, config.dropout, name="classification_module")
+    self.feature_weighting = (FeatureWeightingModule(name="feature_weighting")
+                              if config.feature_weighting else None)
+    self._cells = tf.constant(
+        grid.cell_boxes(config.grid_size, config.cell_fraction), tf.float32)
+    dim = backbone.feature_dim
+    r = config.base_resolution
+    # Build every sub-layer now so weights exist before the first call
+    # (checkpoint restore, summaries, parameter counts).
+    self.location_module.build(
+        [[None, config.grid_size, config.grid_size, backbone.f_channels],
+         [None, dim]])
+    self.positional_module.build([[None, dim], [None, 3]])
+    self.classification_module.build([None, dim])
+    if self.feature_weighting is not None:
+      self.feature_weighting.build([None, None, dim])
+    self.build_input_shape = (None, r, r, 3)
+    self.built = True
+
+  # ------------------------------------------------------------------ inputs
+  def _check_locations(self, locations) -> tuple[int, ...]:
+    cfg = self.config
+    if locations is None:
+      return cfg.locations
+    if isinstance(locations, (int, np.integer)):
+      locations = [int(locations)]
+    try:
+      locations = tuple(int(k) for k in locations)
+    except TypeError as err:
+      raise TypeError(f"locations must be a list of ints per level, got "
+                      f"{locations!r}") from err
+    if len(locations) > cfg.levels - 1:
+      raise ValueError(
+          f"locations {list(locations)} asks for {len(locations) + 1} levels; "
+          f"this model has levels={cfg.levels} (at most {cfg.levels - 1} "
+          "entries)")
+    cells = cfg.grid_size ** 2
+    for level, k in enumerate(locations, start=2):
+      if not 0 <= k <= cells:
+        raise ValueError(
+            f"locations for level {level} is {k}; allowed range is 0..{cells} "
+            f"(the {cfg.grid_size}x{cfg.grid_size} grid has {cells} cells)")
+    if 0 in locations:
+      first_zero = locations.index(0)
+      if any(locations[first_zero:]):
+        raise ValueError(f"locations {list(locations)}: a level after one "
+                         "with 0 locations has no regions to refine")
+      locations = locations[:first_zero]
+    return locations
+
+  def _check_images(self, images) -> tf.Tensor:
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+      raise ValueError(f"images must be rank 4 [batch, height, width, "
+                       f"channels], got shape {images.shape}")
+    if images.dtype not in _IMAGE_DTYPES:
+      raise TypeError(f"images dtype must be one of "
+                      f"{[d.name for d in _IMAGE_DTYPES]}, got "
+                      f"{images.dtype.name}")
+    channels = images.shape[-1]
+    if channels not in (1, 3):
+      raise ValueError(f"images must have 1 or 3 channels, got {channels} "
+                       f"(shape {images.shape})")
+    for axis, name in ((0, "batch"), (1, "height"), (2, "width")):
+      if images.shape[axis] == 0:
+        raise ValueError(f"images have zero {name} (shape {images.shape})")
+    asserts = [tf.debugging.assert_positive(
+        tf.shape(images)[:3],
+        message="images must be non-empty: batch, height and width > 0")]
+    if self.config.check_numerics and images.dtype.is_floating:
+      asserts.append(tf.debugging.assert_all_finite(
+          images, "images contain NaN or Inf values"))
+    with tf.control_dependencies(asserts):
+      return tf.identity(images)
+
+  # ----------------------------------------------------------------- forward
+  def _extract(self, images, boxes, box_image, training):
+    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops."""
+    r = self.config.base_resolution
+    crops = tf.image.crop_and_resize(
+        images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
+        [r, r])  # float32 [M, r, r, C]
+    if crops.shape[-1] == 1:
+      crops = tf.tile(crops, [1, 1, 1, 3])
+    return self.feature_extraction(crops, training=training)
+
+  def _select(self, log_probs, k, training):
+    if training and self.config.selection == "sampling":
+      return gumbel_top_k(log_probs, k)
+    return tf.math.top_k(log_probs, k).indices
+
+  def call(self, images, training=None, locations=None):
+    cfg = self.config
+    training = bool(training)
+    locations = self._check_locations(locations)
+    images = self._check_images(images)
+    batch = tf.shape(images)[0]
+    n2 = cfg.grid_size ** 2
+
+    boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
+    pos = tf.zeros([batch, 1, 3])
+    f_map, v = self._extract(images, tf.reshape(boxes, [-1, 4]),
+                             tf.range(batch), training)
+    all_v, all_boxes, all_pos, all_levels, all_logp = [v], [boxes], [pos], [
+        tf.zeros([1], tf.int32)], []
+    probs_per_level, indices_per_level = [], []
+    regions = 1
+    for level, k in enumerate(locations, start=2):
+      logits = self.location_module([f_map, v])  # [B*G, n²]
+      log_probs = tf.nn.log_softmax(logits)
+      idx = self._select(log_probs, k, training)  # [B*G, k]
+      chosen_logp = tf.gather(log_probs, idx, batch_dims=1)
+      probs_per_level.append(tf.reshape(tf.exp(log_probs),
+                                        [batch, regions, n2]))
+      indices_per_level.append(tf.reshape(idx, [batch, regions, k]))
+      all_logp.append(tf.reshape(chosen_logp, [batch, regions * k]))
+      # children: [B, G, k, 4] -> [B, G*k, 4]
+      cells = tf.gather(self._cells, idx)
+      boxes = tf.reshape(
+          grid.child_boxes(boxes[:, :, None, :],
+                           tf.reshape(cells, [batch, regions, k, 4])),
+          [batch, regions * k, 4])
+      pos = tf.reshape(
+          positional.child_positions(pos[:, :, None, :],
+                                     tf.reshape(idx, [batch, regions, k]),
+                                     cfg.grid_size),
+          [batch, regions * k, 3])
+      regions *= k
+      box_image = tf.repeat(tf.range(batch), regions)
+      f_map, v = self._extract(images, tf.reshape(boxes, [-1, 4]), box_image,
+                               training)
+      all_v.append(v)
+      all_boxes.append(boxes)
+      all_pos.append(pos)
+      all_levels.append(tf.fill([regions], level - 1))
+
+    # [B, N, D] in level order
+    dim = self.feature_extraction.feature_dim
+    features = tf.concat(
+        [tf.reshape(f, [batch, -1, dim]) for f in all_v], axis=1)
+    positions = tf.concat(all_pos, axis=1)
+    features = self.positional_module(
+        [tf.reshape(features, [-1, dim]), tf.reshape(positions, [-1, 3])])
+    features = tf.reshape(features, [batch, -1, dim])
+    num = features.shape[1]
+    if self.feature_weighting is not None:
+      weights = self.feature_weighting(features)
+    else:
+      weights = tf.fill([batch, num], 1.0 / num)
+    embedding = tf.reduce_sum(
+        features * tf.cast(weights, features.dtype)[..., None], axis=1)
+    logits = self.classification_module(embedding, training=training)
+    feature_logits = self.classification_module(features, training=training)
+    boxes = tf.concat(all_boxes, axis=1)
+    return {
+        "logits": logits,
+        "feature_logits": feature_logits,
+        "feature_weights": weights,
+        "embedding": tf.cast(embedding, tf.float32),
+        "boxes": grid.to_pixels(boxes, tf.shape(images)[1:3]),
+        "levels": tf.concat(all_levels, axis=0) + 1,
+        "positions": positions,
+        "location_log_probs": (tf.concat(all_logp, axis=1) if all_logp
+                               else tf.zeros([batch, 0])),
+        "location_probs": probs_per_level,
+        "location_indices": indices_per_level,
+    }
+
+  # ------------------------------------------------------------- inspection
+  def summary(self, *args, print_fn=None, **kwargs):
+    super().summary(*args, print_fn=print_fn, **kwargs)
+    print_fn = print_fn or print
+    cfg = self.config
+    print_fn(f"TNet: base resolution {cfg.base_resolution}, grid "
+             f"{cfg.grid_size}x{cfg.grid_size} (cells {cfg.cell_fraction:g} of "
+             f"the parent), levels {cfg.levels}, locations "
+             f"{list(cfg.locations)}")
+    if cfg.input_size:
+      for row in level_geometry(cfg, cfg.input_size):
+        h, w = row["region_px"]
+        note = (f"UPSAMPLED x{row['scale']:.2f} (cells smaller than the base "
+                "resolution)" if row["upsampled"] else
+                f"downscaled x{1 / row['scale']:.2f}")
+        print_fn(f"  level {row['level']}: regions {h:.1f}x{w:.1f} px at "
+                 f"input {list(cfg.input_size)} -> {note}")
+
+  def get_config(self):
+    return {"config": self.config.to_dict(), "name": self.name}
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    cfg = dict(config["config"])
+    return cls(ModelConfig(**cfg), name=config.get("name", "tnet"))
+
+
