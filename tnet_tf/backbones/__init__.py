@@ -7,7 +7,7 @@ from typing import Callable
 from tnet_tf.backbones.bagnet import bagnet77, bagnet77_model
 from tnet_tf.backbones.base import FeatureExtractor, from_keras_model
 from tnet_tf.backbones.efficientnet import efficientnet, efficientnet_model
-from tnet_tf.backbones.tiny import tiny_cnn
+from tnet_tf.backbones.tiny import tiny_cnn, tiny_cnn_model
 
 REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {
     "bagnet77": bagnet77,

@@ -6,12 +6,10 @@ import tf_keras as keras
 from tnet_tf.backbones.base import FeatureExtractor, from_keras_model
 
 
-def tiny_cnn(base_resolution: int = 32, grid_size: int = 3,
-             cell_fraction: float = 0.5, widths=(16, 32, 64),
-             channels: int = 3, dropout: float = 0.0) -> FeatureExtractor:
-  """Stride-2 3×3 convs (BN, swish); ``F`` from the second to last stage."""
-  images = keras.Input((base_resolution, base_resolution, channels),
-                       name="images")
+def tiny_cnn_model(input_shape=(32, 32, 3), widths=(16, 32, 64),
+                   dropout: float = 0.0) -> keras.Model:
+  """Stride-2 3×3 convs (BN, swish); output is the last stage's map."""
+  images = keras.Input(input_shape, name="images")
   x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(images)
   for i, width in enumerate(widths):
     x = keras.layers.Conv2D(width, 3, strides=2, padding="same",
@@ -20,7 +18,15 @@ def tiny_cnn(base_resolution: int = 32, grid_size: int = 3,
     x = keras.layers.Activation("swish", name=f"stage{i + 1}")(x)
   if dropout:
     x = keras.layers.SpatialDropout2D(dropout, name="dropout")(x)
-  model = keras.Model(images, x, name="tiny_cnn")
+  return keras.Model(images, x, name="tiny_cnn")
+
+
+def tiny_cnn(base_resolution: int = 32, grid_size: int = 3,
+             cell_fraction: float = 0.5, widths=(16, 32, 64),
+             dropout: float = 0.0) -> FeatureExtractor:
+  """The small CNN as a feature extractor; ``F`` from its second-last stage."""
+  model = tiny_cnn_model((base_resolution, base_resolution, 3), widths,
+                         dropout)
   f_layer = f"stage{max(1, len(widths) - 1)}"
   return from_keras_model(model, f_layer, grid_size, cell_fraction,
                           location_variant="efficientnet",

@@ -1,0 +1,40 @@
+"""Full-image classifiers (the paper's baselines) on TNet's backbones."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import tf_keras as keras
+
+from tnet_tf import backbones
+
+BASELINES = ("bagnet77", "tiny_cnn",
+             *(f"efficientnet-b{i}" for i in range(8)))
+
+
+def feature_model(backbone: str, input_shape: Sequence[Optional[int]],
+                  **kwargs: Any) -> keras.Model:
+  """The backbone as ``image → V`` at an arbitrary input size."""
+  input_shape = tuple(input_shape)
+  if backbone == "bagnet77":
+    model = backbones.bagnet77_model(input_shape, **kwargs)
+    return keras.Model(model.inputs, model.outputs[1], name=backbone)
+  if backbone.startswith("efficientnet-"):
+    return backbones.efficientnet_model(backbone.split("-")[1], input_shape,
+                                        **kwargs)
+  if backbone == "tiny_cnn":
+    model = backbones.tiny_cnn_model(input_shape, **kwargs)
+    v = keras.layers.GlobalAveragePooling2D(name="gap")(model.output)
+    return keras.Model(model.inputs, v, name=backbone)
+  raise ValueError(f"unknown baseline backbone {backbone!r}; known: "
+                   f"{list(BASELINES)}")
+
+
+def build_classifier(backbone: str, num_classes: int,
+                     input_size: Sequence[Optional[int]] = (None, None),
+                     dropout: float = 0.0, **backbone_kwargs: Any
+                     ) -> keras.Model:
+  """``backbone → dropout → Dense(num_classes)`` logits on whole images."""
+  features = feature_model(backbone, (*input_size, 3), **backbone_kwargs)
+  x = keras.layers.Dropout(dropout, name="head_dropout")(features.output)
+  logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
+  return keras.Model(features.inputs, logits, name=f"{backbone}_classifier")

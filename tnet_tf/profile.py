@@ -1,0 +1,199 @@
+"""Cost profiler: GMACs (the paper's "FLOPs") and parameters.
+
+``python -m tnet_tf.profile`` prints the paper's rows (Tables 1–2) next to
+what this implementation costs; ``--json`` prints a JSON list instead.
+MACs are counted on the traced graph of one image: every Conv2D,
+DepthwiseConv2dNative, MatMul and BatchMatMul that actually runs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable, Optional, Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from tnet_tf import baselines
+from tnet_tf.config import preset
+from tnet_tf.model import TNet
+
+
+def _static(shape, op) -> list[int]:
+  dims = shape.as_list()
+  if any(d is None for d in dims):
+    raise ValueError(f"cannot count MACs of {op.type} {op.name}: shape "
+                     f"{shape} is not static")
+  return dims
+
+
+def graph_macs(graph: tf.Graph) -> int:
+  """Multiply-accumulates of the matrix ops of a graph (and its functions)."""
+  total = 0
+  for op in graph.get_operations():
+    if op.type == "Conv2D":
+      out = _static(op.outputs[0].shape, op)
+      kh, kw, cin, _ = _static(op.inputs[1].shape, op)
+      total += int(np.prod(out)) * kh * kw * cin
+    elif op.type == "DepthwiseConv2dNative":
+      out = _static(op.outputs[0].shape, op)
+      kh, kw = _static(op.inputs[1].shape, op)[:2]
+      total += int(np.prod(out)) * kh * kw
+    elif op.type in ("MatMul", "BatchMatMul", "BatchMatMulV2",
+                     "BatchMatMulV3"):
+      out = _static(op.outputs[0].shape, op)
+      a = _static(op.inputs[0].shape, op)
+      adj = (op.get_attr("transpose_a") if op.type == "MatMul"
+             else op.get_attr("adj_x"))
+      inner = a[-2] if adj else a[-1]
+      total += int(np.prod(out)) * inner
+    for attr in ("f", "then_branch", "else_branch", "body"):
+      try:
+        fn = op.get_attr(attr)
+      except (ValueError, TypeError):
+        continue
+      if fn and hasattr(fn, "name") and fn.name in graph._functions:  # pylint: disable=protected-access
+        total += graph_macs(graph._functions[fn.name].graph)  # pylint: disable=protected-access
+  return total
+
+
+def count_macs(fn: Callable, input_shape: Sequence[int],
+               dtype: tf.DType = tf.float32) -> int:
+  """MACs of ``fn`` on one input of ``input_shape`` (batch included)."""
+  concrete = tf.function(fn).get_concrete_function(
+      tf.TensorSpec(input_shape, dtype))
+  return graph_macs(concrete.graph)
+
+
+def tnet_rows(config_name: str, input_size: Sequence[int],
+              locations_list: Sequence[Sequence[int]],
+              paper: Optional[dict] = None, **overrides) -> list[dict]:
+  """One row per locations setting of a TNet preset at ``input_size``."""
+  cfg = preset(config_name, input_size=tuple(input_size), **overrides)
+  model = TNet(cfg)
+  params = model.count_params()
+  rows = []
+  for locs in locations_list:
+    locs = [int(k) for k in locs if k] if any(locs) else []
+    macs = count_macs(lambda x, l=tuple(locs): model(
+        x, training=False, locations=l)["logits"],
+                      [1, *input_size, 3], tf.uint8)
+    row = {"config": config_name, "input_size": list(input_size),
+           "locations": locs, "total_locations": int(sum(
+               np.cumprod(locs))) if locs else 0,
+           "gmacs": macs / 1e9, "params_m": params / 1e6}
+    if paper and tuple(locs) in paper:
+      row["paper_gmacs"] = paper[tuple(locs)]
+    rows.append(row)
+  return rows
+
+
+def baseline_row(backbone: str, input_size: Sequence[int], num_classes: int,
+                 paper_gmacs: Optional[float] = None,
+                 paper_params_m: Optional[float] = None) -> dict:
+  model = baselines.build_classifier(backbone, num_classes, input_size)
+  macs = count_macs(lambda x: model(x, training=False), [1, *input_size, 3])
+  row = {"config": backbone, "input_size": list(input_size), "locations": [],
+         "total_locations": 0, "gmacs": macs / 1e9,
+         "params_m": model.count_params() / 1e6, "num_classes": num_classes}
+  if paper_gmacs is not None:
+    row["paper_gmacs"] = paper_gmacs
+  if paper_params_m is not None:
+    row["paper_params_m"] = paper_params_m
+  return row
+
+
+# The paper's numbers (Tables 1–2), keyed by locations per level.
+PAPER_IMAGENET = {(): 1.82, (1,): 3.63, (2,): 5.43, (3,): 7.24, (5,): 10.84}
+PAPER_FMOW_448 = {(): 0.39, (1,): 0.77, (2,): 1.16, (3,): 1.55}
+PAPER_FMOW_896 = {(2, 1): 1.94, (3, 1): 2.71}
+PAPER_EFFICIENTNET = {224: 0.39, 448: 1.54, 896: 6.18}
+CONFIGS = ("imagenet", "fmow", "bagnet77", "efficientnet-b0")
+
+
+def paper_rows(configs: Sequence[str] = CONFIGS,
+               baseline_sizes: Optional[Sequence[int]] = None) -> list[dict]:
+  """The rows of the paper's cost tables for the named configurations."""
+  rows = []
+  for name in configs:
+    if name == "imagenet":
+      rows += tnet_rows("imagenet", (224, 224), [[], [1], [2], [3], [5]],
+                        PAPER_IMAGENET)
+    elif name == "fmow":
+      # stage 1 (2 levels) at 448², stage 2 (3 levels) at 896²
+      rows += tnet_rows("fmow", (448, 448), [[], [1], [2], [3]],
+                        PAPER_FMOW_448)
+      rows += tnet_rows("fmow_stage2", (896, 896), [[2, 1], [3, 1]],
+                        PAPER_FMOW_896)
+    elif name == "bagnet77":
+      for size in baseline_sizes or (224,):
+        rows.append(baseline_row("bagnet77", (size, size), 1000,
+                                 18.42 if size == 224 else None, 20.55))
+    elif name.startswith("efficientnet-"):
+      for size in baseline_sizes or (224, 448, 896):
+        is_b0 = name == "efficientnet-b0"
+        rows.append(baseline_row(
+            name, (size, size), 62,
+            PAPER_EFFICIENTNET.get(size) if is_b0 else None,
+            4.13 if is_b0 else None))
+    else:
+      raise ValueError(f"unknown configuration {name!r}; known: "
+                       f"{list(CONFIGS)} or efficientnet-b0..b7")
+  for row in rows:
+    if row["config"] == "fmow_stage2":
+      row["config"] = "fmow"
+  return rows
+
+
+def format_table(rows: Sequence[dict]) -> str:
+  header = (f"{'config':<16} {'input':>9} {'locations':<10} {'GMACs':>7} "
+            f"{'paper':>7} {'diff':>7} {'params (M)':>10}")
+  lines = [header, "-" * len(header)]
+  for row in rows:
+    paper = row.get("paper_gmacs")
+    diff = (f"{100 * (row['gmacs'] / paper - 1):+.1f}%" if paper else "")
+    size = "x".join(str(s) for s in row["input_size"])
+    lines.append(
+        f"{row['config']:<16} {size:>9} {str(row['locations']):<10} "
+        f"{row['gmacs']:>7.2f} {paper if paper else '':>7} {diff:>7} "
+        f"{row['params_m']:>10.2f}")
+  return "\n".join(lines)
+
+
+flags.DEFINE_list("config", list(CONFIGS),
+                  "Configurations to profile: imagenet, fmow, bagnet77, "
+                  "efficientnet-b0..b7.")
+flags.DEFINE_list("input_size", None,
+                  "Square input sizes for the baseline configurations "
+                  "(default: the paper's).")
+flags.DEFINE_bool("json", False, "Print a JSON list instead of a table.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  try:
+    sizes = [int(s) for s in FLAGS.input_size] if FLAGS.input_size else None
+  except ValueError as err:
+    raise app.UsageError(f"--input_size takes integers: {err}")
+  known = set(CONFIGS) | {f"efficientnet-b{i}" for i in range(8)}
+  unknown = [c for c in FLAGS.config if c not in known]
+  if unknown:
+    raise app.UsageError(f"unknown --config {unknown}; known: "
+                         f"{sorted(known)}")
+  rows = paper_rows(FLAGS.config, sizes)
+  if FLAGS.json:
+    json.dump(rows, sys.stdout, indent=1)
+    print()
+  else:
+    print(format_table(rows))
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
