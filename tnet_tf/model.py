@@ -130,8 +130,10 @@ class TNet(keras.Model):
     if isinstance(locations, (int, np.integer)):
       locations = [int(locations)]
     try:
+      if isinstance(locations, (str, bytes)):
+        raise TypeError("a string")
       locations = tuple(int(k) for k in locations)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
       raise TypeError(f"locations must be a list of ints per level, got "
                       f"{locations!r}") from err
     if len(locations) > cfg.levels - 1:
@@ -246,8 +248,8 @@ class TNet(keras.Model):
     positions = tf.concat(all_pos, axis=1)
     features = self.positional_module(
         [tf.reshape(features, [-1, dim]), tf.reshape(positions, [-1, 3])])
-    features = tf.reshape(features, [batch, -1, dim])
-    num = features.shape[1]
+    num = sum(features_per_level(locations))
+    features = tf.reshape(features, [batch, num, dim])
     if self.feature_weighting is not None:
       weights = self.feature_weighting(features)
     else:

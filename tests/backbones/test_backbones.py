@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from tnet_tf import backbones
+from tnet_tf.backbones import efficientnet as eff
+
+
+def test_bagnet77_f_and_v_shapes():
+  fe = backbones.build("bagnet77")
+  f_map, v = fe(tf.zeros([2, 77, 77, 3]), training=False)
+  assert f_map.shape == (2, 5, 5, 1024) and v.shape == (2, 512)
+  stage3 = fe.model.get_layer("stage3_block6_out").output
+  assert tuple(stage3.shape[1:3]) == (9, 9)
+  assert fe.f_indices == [0, 2, 4, 6, 8]
+  assert not any(isinstance(l, keras.layers.BatchNormalization)
+                 for l in fe.model.layers)
+
+
+def test_bagnet77_receptive_field_is_bounded():
+  """An output cell of stage 4 does not see pixels beyond 77 px away."""
+  model = backbones.bagnet77_model((160, 160, 3))
+  v_at = keras.Model(model.inputs,
+                     model.get_layer("stage4_block3_out").output)
+  x = tf.Variable(tf.zeros([1, 160, 160, 3]))
+  with tf.GradientTape() as tape:
+    y = v_at(x)[0, 0, 0, :]
+    total = tf.reduce_sum(y)
+  grad = tf.reduce_sum(tf.abs(tape.gradient(total, x)), axis=[0, 3]).numpy()
+  rows, cols = np.nonzero(grad)
+  assert rows.max() - rows.min() + 1 <= 77
+  assert cols.max() - cols.min() + 1 <= 77
+
+
+def test_bagnet_wrong_grid():
+  with pytest.raises(ValueError, match="not 3x3"):
+    backbones.build("bagnet77", grid_size=3)
+
+
+@pytest.mark.parametrize("grid_size,shape,layer,indices", [
+    (5, (5, 5, 40), "block3b_add", [3, 8, 13, 18, 23]),
+    (3, (3, 3, 80), "block4c_add", [2, 6, 10]),
+])
+def test_efficientnet_f_taps(grid_size, shape, layer, indices):
+  fe = backbones.build("efficientnet-b0", grid_size=grid_size,
+                       cell_fraction=0.35 if grid_size == 5 else 0.5)
+  images = tf.random.uniform([2, 224, 224, 3], 0, 255)
+  f_map, v = fe(images, training=False)
+  assert f_map.shape == (2, *shape) and v.shape == (2, 1280)
+  assert fe.f_indices == indices
+  tap = keras.Model(fe.model.inputs, fe.model.get_layer(layer).output)
+  full = tap(images, training=False).numpy()
+  np.testing.assert_allclose(f_map, full[:, indices][:, :, indices],
+                             atol=1e-5)
+
+
+def test_unknown_backbone_and_variant():
+  with pytest.raises(ValueError, match="unknown backbone"):
+    backbones.build("resnet-9000")
+  with pytest.raises(ValueError, match="EfficientNet variant"):
+    eff.efficientnet_model("b9")
+
+
+def test_any_functional_model_by_naming_f_layer():
+  inp = keras.Input((48, 48, 3))
+  x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="c1")(inp)
+  x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="c2")(x)
+  x = keras.layers.Conv2D(32, 3, strides=2, padding="same", name="c3")(x)
+  model = keras.Model(inp, x)
+  fe = backbones.from_keras_model(model, "c2", grid_size=3, cell_fraction=0.5)
+  f_map, v = fe(tf.zeros([1, 48, 48, 3]))
+  assert f_map.shape == (1, 3, 3, 16) and v.shape == (1, 32)
+  assert fe.f_indices == [3, 6, 9]  # cell centres 0.25, 0.5, 0.75 of 12
+  with pytest.raises(ValueError, match="'c9' is not a layer"):
+    backbones.from_keras_model(model, "c9", 3, 0.5)
+  with pytest.raises(ValueError, match="fixed square size"):
+    inp2 = keras.Input((None, None, 3))
+    backbones.from_keras_model(
+        keras.Model(inp2, keras.layers.Conv2D(4, 3, name="c")(inp2)), "c",
+        3, 0.5)
+
+
+def test_efficientnet_weights_from_local_h5(tmp_path):
+  src = eff.efficientnet_model("b0")
+  path = str(tmp_path / "b0_notop.h5")
+  src.save_weights(path)
+  fe = backbones.build("efficientnet-b0", grid_size=3, cell_fraction=0.5,
+                       weights=path)
+  images = tf.random.uniform([1, 224, 224, 3], 0, 255)
+  np.testing.assert_allclose(fe(images, training=False)[1],
+                             src(images, training=False), atol=1e-5)
+  with pytest.raises(FileNotFoundError, match="weights file not found"):
+    backbones.build("efficientnet-b0", weights=str(tmp_path / "none.h5"))
+
+
+def test_bagnet_weights_mismatch_is_a_clear_error(tmp_path):
+  path = str(tmp_path / "tiny.h5")
+  backbones.tiny_cnn_model((77, 77, 3)).save_weights(path)
+  with pytest.raises(ValueError, match="do not match the layers"):
+    backbones.build("bagnet77", weights=path)

@@ -1,0 +1,29 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tnet_tf.config import ModelConfig  # noqa: E402
+from tnet_tf.model import TNet  # noqa: E402
+
+
+def tiny_config(**overrides) -> ModelConfig:
+  """A 3-level TNet on the tiny CNN: r=32, 3×3 grid, c=0.5, 128² inputs."""
+  base = dict(backbone="tiny_cnn", num_classes=5, base_resolution=32,
+              grid_size=3, cell_fraction=0.5, levels=3, locations=(2, 1))
+  base.update(overrides)
+  return ModelConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_tnet() -> TNet:
+  tf.random.set_seed(0)
+  return TNet(tiny_config())
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+  return np.random.default_rng(0)
