@@ -5,6 +5,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf_keras==2.21.0",
+    "tensorboard==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "tensorflow-datasets==4.9.10",
     "absl-py==1.4.0",

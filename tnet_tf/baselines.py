@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence
 import tf_keras as keras
 
 from tnet_tf import backbones
+from tnet_tf.backbones.weights import load_weights
 
 BASELINES = ("bagnet77", "tiny_cnn",
              *(f"efficientnet-b{i}" for i in range(8)))
@@ -13,20 +14,28 @@ BASELINES = ("bagnet77", "tiny_cnn",
 
 def feature_model(backbone: str, input_shape: Sequence[Optional[int]],
                   **kwargs: Any) -> keras.Model:
-  """The backbone as ``image → V`` at an arbitrary input size."""
+  """The backbone as ``image → V`` at an arbitrary input size.
+
+  ``weights``: a local file of the backbone's weights (EfficientNet: the
+  Keras application's no-top ``.h5``).
+  """
   input_shape = tuple(input_shape)
-  if backbone == "bagnet77":
-    model = backbones.bagnet77_model(input_shape, **kwargs)
-    return keras.Model(model.inputs, model.outputs[1], name=backbone)
+  weights = kwargs.pop("weights", None)
   if backbone.startswith("efficientnet-"):
     return backbones.efficientnet_model(backbone.split("-")[1], input_shape,
-                                        **kwargs)
-  if backbone == "tiny_cnn":
+                                        weights=weights, **kwargs)
+  if backbone == "bagnet77":
+    model = backbones.bagnet77_model(input_shape, **kwargs)
+    v = model.outputs[1]
+  elif backbone == "tiny_cnn":
     model = backbones.tiny_cnn_model(input_shape, **kwargs)
     v = keras.layers.GlobalAveragePooling2D(name="gap")(model.output)
-    return keras.Model(model.inputs, v, name=backbone)
-  raise ValueError(f"unknown baseline backbone {backbone!r}; known: "
-                   f"{list(BASELINES)}")
+  else:
+    raise ValueError(f"unknown baseline backbone {backbone!r}; known: "
+                     f"{list(BASELINES)}")
+  if weights:
+    load_weights(model, weights)
+  return keras.Model(model.inputs, v, name=backbone)
 
 
 def build_classifier(backbone: str, num_classes: int,

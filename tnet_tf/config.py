@@ -104,7 +104,14 @@ def _synthetic() -> ModelConfig:
       cell_fraction=0.5, levels=3, locations=(2, 1), input_size=(128, 128))
 
 
+def _toy() -> ModelConfig:
+  return ModelConfig(
+      backbone="tiny_cnn", num_classes=4, base_resolution=32, grid_size=3,
+      cell_fraction=0.5, levels=2, locations=(2,), input_size=(64, 64))
+
+
 PRESETS = {
+    "toy": _toy,
     "imagenet": _imagenet,
     "fmow": lambda: _fmow(1),
     "fmow_stage2": lambda: _fmow(2),
@@ -119,3 +126,65 @@ def preset(name: str, **overrides) -> ModelConfig:
   if name not in PRESETS:
     raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
   return PRESETS[name]().replace(**overrides)
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Which examples, at what size."""
+  name: str = "toy"
+  data_dir: Optional[str] = None
+  image_size: tuple[int, int] = (64, 64)
+  num_examples: int = 0  # generated datasets: 0 = their default
+  train_split: str = "train"
+  eval_split: str = "validation"
+  shuffle_buffer: int = 1024
+  seed: int = 0
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """How to train: optimisation, schedule, checkpoints, hardware."""
+  run_dir: str = "runs/default"
+  batch_size: int = 32  # global, over all replicas
+  train_steps: int = 1000
+  checkpoint_every: int = 100
+  log_every: int = 10
+  eval_every: int = 0  # 0: evaluate at the end only
+  eval_locations: tuple[tuple[int, ...], ...] = ()  # () = the config's
+  optimizer: str = "adam"  # adam | adamw
+  learning_rate: float = 1e-3
+  backbone_learning_rate: Optional[float] = None  # a second optimiser
+  weight_decay: float = 0.0  # adamw only
+  lr_schedule: str = "constant"  # constant | step | cosine
+  lr_decay_steps: tuple[int, ...] = ()
+  lr_decay_factor: float = 0.1
+  warmup_steps: int = 0
+  strategy: str = "default"  # default | mirrored | multi_worker | tpu
+  tpu: str = ""
+  mixed_precision: bool = False
+  jit_compile: bool = False
+  seed: int = 0
+  deterministic: bool = False
+  summaries: tuple[str, ...] = ()  # "weights", "gradients" histograms
+  keep_checkpoints: int = 3
+  backbone_weights: Optional[str] = None
+  init_checkpoint: Optional[str] = None
+
+  def __post_init__(self):
+    choices = {"optimizer": ("adam", "adamw"),
+               "lr_schedule": ("constant", "step", "cosine"),
+               "strategy": ("default", "mirrored", "multi_worker", "tpu")}
+    for name, allowed in choices.items():
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got "
+                         f"{getattr(self, name)!r}")
+    for name in ("batch_size", "train_steps", "checkpoint_every",
+                 "log_every"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    unknown = set(self.summaries) - {"weights", "gradients"}
+    if unknown:
+      raise ValueError(f"summaries must be among ['weights', 'gradients'], "
+                       f"got {sorted(unknown)}")
+    if self.lr_schedule == "step" and not self.lr_decay_steps:
+      raise ValueError("lr_schedule='step' needs lr_decay_steps")

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf import backbones
+from tnet_tf import losses
 from tnet_tf.config import ModelConfig
 from tnet_tf.layers import grid
 from tnet_tf.layers import positional
@@ -119,6 +120,16 @@ class TNet(keras.Model):
     self.classification_module.build([None, dim])
     if self.feature_weighting is not None:
       self.feature_weighting.build([None, None, dim])
+    # EMA baseline of the rewards (non-trainable: saved in checkpoints,
+    # identical on every replica).
+    self.baseline = self.add_weight(
+        name="reinforce_baseline", shape=(), dtype=tf.float32,
+        initializer=keras.initializers.Constant(0.5), trainable=False,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.eval_locations: Optional[Sequence[int]] = None  # None: config's
+    self.loss_config = losses.LossConfig()
+    self.backbone_optimizer = None
+    self._tnet_metrics: dict = {}
     self.build_input_shape = (None, r, r, 3)
     self.built = True
 
@@ -136,6 +147,8 @@ class TNet(keras.Model):
     except (TypeError, ValueError) as err:
       raise TypeError(f"locations must be a list of ints per level, got "
                       f"{locations!r}") from err
+    while locations and locations[-1] == 0:  # trailing zeros are no-ops
+      locations = locations[:-1]
     if len(locations) > cfg.levels - 1:
       raise ValueError(
           f"locations {list(locations)} asks for {len(locations) + 1} levels; "
@@ -148,11 +161,8 @@ class TNet(keras.Model):
             f"locations for level {level} is {k}; allowed range is 0..{cells} "
             f"(the {cfg.grid_size}x{cfg.grid_size} grid has {cells} cells)")
     if 0 in locations:
-      first_zero = locations.index(0)
-      if any(locations[first_zero:]):
-        raise ValueError(f"locations {list(locations)}: a level after one "
-                         "with 0 locations has no regions to refine")
-      locations = locations[:first_zero]
+      raise ValueError(f"locations {list(locations)}: a level after one "
+                       "with 0 locations has no regions to refine")
     return locations
 
   def _check_images(self, images) -> tf.Tensor:
@@ -272,6 +282,132 @@ class TNet(keras.Model):
         "location_probs": probs_per_level,
         "location_indices": indices_per_level,
     }
+
+
+  # ---------------------------------------------------------------- training
+  def compile(self, optimizer="adam", loss_config=None,
+              backbone_optimizer=None, **kwargs):
+    """Keras ``compile`` plus the learning rule's hyper-parameters.
+
+    With ``backbone_optimizer`` the feature extractor's variables are updated
+    by it (e.g. a smaller learning rate for a pre-trained backbone) and the
+    new modules by ``optimizer``.
+    """
+    kwargs.pop("loss", None)
+    super().compile(optimizer=optimizer, **kwargs)
+    self.loss_config = loss_config or losses.LossConfig()
+    self.backbone_optimizer = (keras.optimizers.get(backbone_optimizer)
+                               if backbone_optimizer is not None else None)
+    names = ["loss", "ce", "seq_reinforce", "perfeature_ce",
+             "perfeature_reinforce", "contrastive", "l2", "reward",
+             "baseline", "locations", "entropy"]
+    self._tnet_metrics = {n: keras.metrics.Mean(n) for n in names}
+    self._tnet_metrics["top1"] = keras.metrics.SparseCategoricalAccuracy(
+        "top1")
+    self._tnet_metrics["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
+        5, "top5")
+
+  @property
+  def metrics(self):
+    return list(self._tnet_metrics.values())
+
+  def compute_tnet_loss(self, record, labels, training: bool):
+    """Total loss of the rule (this replica's mean) and its terms."""
+    cfg = self.loss_config
+    terms = losses.tnet_loss_terms(record, labels, self.baseline, cfg)
+    total = tf.reduce_mean(terms["per_example"])
+    terms["contrastive"] = tf.constant(0.0)
+    terms["l2"] = tf.constant(0.0)
+    if cfg.contrastive_weight:
+      terms["contrastive"] = losses.cosine_contrastive(
+          record["embedding"], labels, cfg.contrastive_margin)
+      total += cfg.contrastive_weight * terms["contrastive"]
+    if cfg.l2 and training:
+      terms["l2"] = losses.l2_penalty(self.trainable_variables)
+      total += cfg.l2 * terms["l2"]
+    return total, terms
+
+  def _update_metrics(self, total, terms, record, labels):
+    m = self._tnet_metrics
+    m["loss"].update_state(total)
+    for name in ("ce", "seq_reinforce", "perfeature_ce",
+                 "perfeature_reinforce", "reward"):
+      m[name].update_state(terms[name])
+    m["contrastive"].update_state(terms["contrastive"])
+    m["l2"].update_state(terms["l2"])
+    m["baseline"].update_state(self.baseline)
+    m["locations"].update_state(
+        tf.cast(tf.shape(record["location_log_probs"])[1], tf.float32))
+    m["entropy"].update_state(
+        losses.location_entropy(record["location_probs"]))
+    m["top1"].update_state(labels, record["logits"])
+    m["top5"].update_state(labels, record["logits"])
+    return {name: metric.result() for name, metric in m.items()}
+
+  def _update_baseline(self, terms):
+    """EMA step with rewards averaged over all replicas' images."""
+    mask = terms["attended_mask"][None, :]
+    sums = tf.stack([
+        tf.reduce_sum(terms["reward"]),
+        tf.cast(tf.size(terms["reward"]), tf.float32),
+        tf.reduce_sum(terms["feature_reward"] * mask),
+        tf.reduce_sum(tf.ones_like(terms["feature_reward"]) * mask)])
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None:
+      sums = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+    target = losses.baseline_target(sums[0], sums[1], sums[2], sums[3],
+                                    self.loss_config.lambda_r)
+    self.baseline.assign(losses.updated_baseline(
+        self.baseline, target, self.loss_config.baseline_decay))
+
+  def _split_variables(self):
+    backbone_ids = {id(v) for v in self.feature_extraction.trainable_variables}
+    if self.backbone_optimizer is None:
+      return self.trainable_variables, []
+    head = [v for v in self.trainable_variables if id(v) not in backbone_ids]
+    return head, self.feature_extraction.trainable_variables
+
+  def train_step(self, data):
+    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+    samples = self.loss_config.num_samples
+    if samples > 1:  # M Monte-Carlo samples of the locations per image
+      images = tf.concat([images] * samples, axis=0)
+      labels = tf.concat([labels] * samples, axis=0)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    head_vars, backbone_vars = self._split_variables()
+    with tf.GradientTape() as tape:
+      record = self(images, training=True)
+      total, terms = self.compute_tnet_loss(record, labels, training=True)
+      # gradients are summed over replicas: scale to the global mean
+      objective = total / replicas
+      scaled = (self.optimizer.get_scaled_loss(objective)
+                if isinstance(self.optimizer,
+                              keras.mixed_precision.LossScaleOptimizer)
+                else objective)
+    grads = tape.gradient(scaled, head_vars + backbone_vars)
+    if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+      grads = self.optimizer.get_unscaled_gradients(grads)
+    head_grads = grads[:len(head_vars)]
+    self.optimizer.apply_gradients(
+        [(g, v) for g, v in zip(head_grads, head_vars) if g is not None])
+    if backbone_vars:
+      backbone_grads = [
+          tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
+          for g in grads[len(head_vars):]]
+      self.backbone_optimizer.apply_gradients(zip(backbone_grads,
+                                                  backbone_vars))
+    self._update_baseline(terms)
+    return self._update_metrics(total, terms, record, labels)
+
+  def test_step(self, data):
+    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+    record = self(images, training=False, locations=self.eval_locations)
+    total, terms = self.compute_tnet_loss(record, labels, training=False)
+    return self._update_metrics(total, terms, record, labels)
+
+  def predict_step(self, data):
+    images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return self(images, training=False, locations=self.eval_locations)
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

@@ -37,9 +37,18 @@ class FeatureExtractor(keras.layers.Layer):
           f"at base resolution {base_resolution}")
     self.f_channels = int(f_out.shape[-1])
     self.feature_dim = int(v_out.shape[-1])
+    self.jit_compile = False  # XLA for the backbone alone (see BUILD.md)
+    self._compiled = None
 
   def call(self, images, training=None):
-    f_map, v = self.model(images, training=training)
+    if self.jit_compile:
+      if self._compiled is None:
+        self._compiled = tf.function(
+            lambda x, training: self.model(x, training=training),
+            jit_compile=True)
+      f_map, v = self._compiled(images, bool(training))
+    else:
+      f_map, v = self.model(images, training=training)
     idx = tf.constant(self.f_indices, tf.int32)
     f_map = tf.gather(tf.gather(f_map, idx, axis=1), idx, axis=2)
     return f_map, v

@@ -24,9 +24,15 @@ def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
                      f"{sorted(VARIANTS)}, got {variant!r}")
   if weights:
     check_weights_file(weights)
-  return VARIANTS[variant](include_top=False, weights=weights,
-                           input_shape=input_shape, pooling="avg",
-                           drop_connect_rate=block_drop_rate)
+  try:
+    return VARIANTS[variant](include_top=False, weights=weights,
+                             input_shape=input_shape, pooling="avg",
+                             drop_connect_rate=block_drop_rate)
+  except ValueError as err:
+    if not weights:
+      raise
+    raise ValueError(f"weights in {weights} do not match EfficientNet-"
+                     f"{variant.upper()} without top: {err}") from err
 
 
 def efficientnet(variant: str = "b0", base_resolution: int = 224,

@@ -22,8 +22,9 @@ class MeshGridCoordinates(keras.layers.Layer):
     rows = tf.linspace(-1.0, 1.0, shape[1])
     cols = tf.linspace(-1.0, 1.0, shape[2])
     yy, xx = tf.meshgrid(rows, cols, indexing="ij")
-    coords = tf.stack([yy, xx], axis=-1) * self.scale + self.shift
-    coords = tf.cast(coords, features.dtype)
+    dtype = features.dtype
+    coords = (tf.cast(tf.stack([yy, xx], axis=-1), dtype) *
+              tf.cast(self.scale, dtype) + tf.cast(self.shift, dtype))
     coords = tf.broadcast_to(coords[None], tf.concat([shape[:3], [2]], 0))
     return tf.concat([features, coords], axis=-1)
 

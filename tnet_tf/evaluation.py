@@ -1,0 +1,67 @@
+"""Evaluation of a trained model at several numbers of locations."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tnet_tf.model import TNet
+
+
+def _counts(logits, labels):
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  logits = tf.cast(logits, tf.float32)
+  top1 = tf.reduce_sum(tf.cast(tf.equal(
+      tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+  top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(
+      labels, logits, min(5, logits.shape[-1])), tf.float32))
+  ce = tf.reduce_sum(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+  return tf.stack([top1, top5, ce, tf.cast(tf.size(labels), tf.float32)])
+
+
+def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
+                          settings: Sequence[Sequence[int]] = ((),),
+                          strategy: Optional[tf.distribute.Strategy] = None,
+                          ) -> list[dict]:
+  """Top-1, top-5 and cross-entropy for each locations setting, in one pass.
+
+  ``dataset`` yields batches ``(images, labels)``. Each batch is classified
+  once per setting (a model that is not a TNet has one setting). Returns one
+  dict per setting: ``locations``, ``top1``, ``top5``, ``loss``,
+  ``examples``.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  is_tnet = isinstance(model, TNet)
+  settings = [tuple(int(k) for k in s) for s in settings] if is_tnet else [()]
+
+  def make_step(locs):
+    def replica_fn(images, labels):
+      if is_tnet:
+        logits = model(images, training=False, locations=locs)["logits"]
+      else:
+        logits = model(images, training=False)
+      return _counts(logits, labels)
+
+    @tf.function
+    def step(batch):
+      per_replica = strategy.run(replica_fn, args=batch[:2])
+      return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                             axis=None)
+    return step
+
+  steps = [make_step(s) for s in settings]
+  totals = np.zeros([len(settings), 4])
+  for batch in strategy.experimental_distribute_dataset(dataset):
+    for i, step in enumerate(steps):
+      totals[i] += step(batch).numpy()
+  rows = []
+  for locs, (top1, top5, ce, n) in zip(settings, totals):
+    n = max(n, 1.0)
+    rows.append({"locations": list(locs),
+                 "total_locations": int(sum(np.cumprod(locs))) if locs else 0,
+                 "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
+                 "examples": int(n)})
+  return rows

@@ -1,0 +1,1 @@
+"""absl entry points: one thin module per experiment over ``runner``."""

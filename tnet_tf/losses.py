@@ -1,0 +1,150 @@
+"""The learning rule (paper §4, eqs. 1–3) as pure functions of tensors.
+
+Per image, with ``N = 1 +`` attended locations, reward ``R`` (1 if the final
+prediction is right), per-location rewards ``R_k`` and the EMA baseline ``b``::
+
+  λc · CE(final logits)
+  + λf·λr · (R − b) · (−Σ_k log p(l_k))              whole sequence
+  + (1−λc) · 1/N · Σ_n CE(per-feature logits_n)       per-feature
+  + λf(1−λr) · 1/(N−1) · Σ_k (R_k − b) · (−log p(l_k))
+
+averaged over the batch; ``(R − b)`` is a constant. The baseline moves after
+each batch: ``b ← 0.9·b + 0.1·[λr·mean(R) + (1−λr)·mean(R_k)]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class LossConfig:
+  """Hyper-parameters of the learning rule (defaults: the ImageNet recipe)."""
+  lambda_c: float = 0.3
+  lambda_r: float = 0.3
+  lambda_f: float = 0.1
+  perfreg_cap: Optional[int] = None  # last level with per-feature terms
+  num_samples: int = 1  # M Monte-Carlo samples (batch repeated M times)
+  baseline_decay: float = 0.9
+  contrastive_weight: float = 0.0
+  contrastive_margin: float = 0.4
+  l2: float = 0.0  # weight of Σ ||kernel||² / 2
+
+  def __post_init__(self):
+    for name in ("lambda_c", "lambda_r", "baseline_decay"):
+      value = getattr(self, name)
+      if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    for name in ("lambda_f", "contrastive_weight", "l2"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if self.num_samples < 1:
+      raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+    if self.perfreg_cap is not None and self.perfreg_cap < 1:
+      raise ValueError(f"perfreg_cap must be >= 1, got {self.perfreg_cap}")
+
+
+def correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """1.0 where ``argmax(logits) == labels`` (any leading shape), else 0.0."""
+  pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  return tf.cast(tf.equal(pred, tf.cast(labels, tf.int32)), tf.float32)
+
+
+def tnet_loss_terms(record: dict, labels: tf.Tensor, baseline: tf.Tensor,
+                    cfg: LossConfig) -> dict:
+  """Per-image terms of the learning rule and the rewards.
+
+  Args:
+    record: TNet's output (``logits``, ``feature_logits``, ``levels``,
+      ``location_log_probs``).
+    labels: ``[B]`` integer class labels.
+    baseline: scalar EMA baseline ``b``.
+  Returns:
+    ``per_example`` ``[B]`` (the weighted sum), each unweighted term ``[B]``,
+    rewards ``R`` ``[B]`` and ``R_k`` ``[B, N−1]`` with the mask of the
+    attended features that count, ``attended_mask`` ``[N−1]``.
+  """
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  logits = tf.cast(record["logits"], tf.float32)
+  feature_logits = tf.cast(record["feature_logits"], tf.float32)
+  log_p = tf.cast(record["location_log_probs"], tf.float32)  # [B, N-1]
+  levels = record["levels"]  # [N]
+  b = tf.stop_gradient(tf.cast(baseline, tf.float32))
+
+  ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+  reward = correct(logits, labels)
+  num = tf.shape(feature_logits)[1]
+  feature_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+      tf.repeat(labels[:, None], num, axis=1), feature_logits)  # [B, N]
+  feature_reward = correct(feature_logits[:, 1:], labels[:, None])
+
+  if cfg.perfreg_cap is None:
+    feature_mask = tf.ones_like(levels, tf.float32)
+  else:
+    feature_mask = tf.cast(levels <= cfg.perfreg_cap, tf.float32)
+  attended_mask = feature_mask[1:]
+  n_features = tf.reduce_sum(feature_mask)
+  n_attended = tf.reduce_sum(attended_mask)
+
+  seq = tf.stop_gradient(reward - b) * -tf.reduce_sum(log_p, axis=1)
+  pf_ce = tf.reduce_sum(feature_ce * feature_mask, axis=1) / n_features
+  pf_rl = tf.math.divide_no_nan(
+      tf.reduce_sum(tf.stop_gradient(feature_reward - b) * -log_p *
+                    attended_mask, axis=1), n_attended)
+  per_example = (cfg.lambda_c * ce + cfg.lambda_f * cfg.lambda_r * seq +
+                 (1.0 - cfg.lambda_c) * pf_ce +
+                 cfg.lambda_f * (1.0 - cfg.lambda_r) * pf_rl)
+  return {"per_example": per_example, "ce": ce, "seq_reinforce": seq,
+          "perfeature_ce": pf_ce, "perfeature_reinforce": pf_rl,
+          "reward": reward, "feature_reward": feature_reward,
+          "attended_mask": attended_mask}
+
+
+def baseline_target(reward_sum, count, feature_reward_sum, feature_count,
+                    lambda_r: float) -> tf.Tensor:
+  """``λr·mean(R) + (1−λr)·mean(R_k)`` from (cross-replica) sums.
+
+  With no attended location counted, the target is ``mean(R)``.
+  """
+  mean_r = reward_sum / count
+  mean_rk = tf.math.divide_no_nan(feature_reward_sum, feature_count)
+  mixed = lambda_r * mean_r + (1.0 - lambda_r) * mean_rk
+  return tf.where(feature_count > 0, mixed, mean_r)
+
+
+def updated_baseline(baseline, target, decay: float = 0.9) -> tf.Tensor:
+  """The EMA step ``b ← decay·b + (1 − decay)·target``."""
+  return decay * baseline + (1.0 - decay) * target
+
+
+def cosine_contrastive(embedding: tf.Tensor, labels: tf.Tensor,
+                       margin: float = 0.4) -> tf.Tensor:
+  """``mean(same·(1−cos) + diff·max(cos − margin, 0))`` over pairs i ≠ j."""
+  z = tf.math.l2_normalize(tf.cast(embedding, tf.float32), axis=-1)
+  cos = tf.matmul(z, z, transpose_b=True)
+  labels = tf.reshape(labels, [-1])
+  same = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32)
+  off_diag = 1.0 - tf.eye(tf.shape(z)[0])
+  pair = same * (1.0 - cos) + (1.0 - same) * tf.nn.relu(cos - margin)
+  return tf.math.divide_no_nan(tf.reduce_sum(pair * off_diag),
+                               tf.reduce_sum(off_diag))
+
+
+def l2_penalty(variables) -> tf.Tensor:
+  """``Σ ||w||² / 2`` over the kernels (not biases, BN or scalars)."""
+  kernels = [tf.cast(v, tf.float32) for v in variables
+             if len(v.shape) > 1]
+  if not kernels:
+    return tf.constant(0.0)
+  return tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+
+
+def location_entropy(location_probs) -> tf.Tensor:
+  """Mean entropy (nats) of all location distributions of a record."""
+  if not location_probs:
+    return tf.constant(0.0)
+  ents = [tf.reshape(-tf.reduce_sum(p * tf.math.log(p + 1e-12), -1), [-1])
+          for p in location_probs]
+  return tf.reduce_mean(tf.concat(ents, 0))
