@@ -217,7 +217,6 @@ def _free_ports(n):
   return ports
 
 
-@pytest.mark.slow
 def test_multi_worker_on_localhost(tmp_path):
   """Two worker processes (TF_CONFIG, MultiWorkerMirroredStrategy) end with
   identical weights and baseline."""

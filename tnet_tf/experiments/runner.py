@@ -438,7 +438,7 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
     step_var.assign(step)
     if step % train_cfg.log_every == 0 or step == train_cfg.train_steps:
       logs = {k: float(v) for k, v in batch_logs.items()}
-      logs["learning_rate"] = float(_current_lr(model.optimizer))
+      logs["learning_rate"] = _current_lr(model.optimizer)
       logs["steps_per_second"] = train_cfg.log_every / max(
           time.time() - t0, 1e-9)
       t0 = time.time()
@@ -494,11 +494,11 @@ def _optimizer_var_groups(model):
   return [(model.optimizer, model.trainable_variables)]
 
 
-def _current_lr(optimizer):
+def _current_lr(optimizer) -> float:
   lr = optimizer.learning_rate
   if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-    return lr(optimizer.iterations)
-  return lr
+    lr = lr(optimizer.iterations)
+  return float(tf.convert_to_tensor(lr).numpy())
 
 
 def _evaluate(model, dataset, settings, strategy, writer, step):

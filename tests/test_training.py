@@ -1,0 +1,89 @@
+"""Optimisers, schedules, evaluation at several locations, weights loading."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from conftest import tiny_config
+from tnet_tf import backbones, losses
+from tnet_tf.config import TrainConfig
+from tnet_tf.evaluation import evaluate_at_locations
+from tnet_tf.model import TNet
+from tnet_tf.optim import WarmupSchedule
+
+
+def test_step_decay_and_cosine_schedules():
+  step = WarmupSchedule(1e-3, "step", decay_steps=(10, 20), decay_factor=0.1)
+  assert [float(step(s)) for s in (0, 9, 10, 19, 20)] == pytest.approx(
+      [1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
+  cos = WarmupSchedule(1.0, "cosine", total_steps=100)
+  assert float(cos(0)) == pytest.approx(1.0)
+  assert float(cos(50)) == pytest.approx(0.5)
+  assert float(cos(100)) == pytest.approx(0.0, abs=1e-7)
+  warm = WarmupSchedule(1.0, "constant", warmup_steps=4)
+  assert float(warm(0)) == pytest.approx(0.25)
+  assert float(warm(10)) == pytest.approx(1.0)
+
+
+def test_train_config_rejects_unknown_values():
+  with pytest.raises(ValueError, match="strategy must be one of"):
+    TrainConfig(strategy="horovod")
+
+
+def test_backbone_optimizer_updates_only_the_backbone(rng):
+  model = TNet(tiny_config(levels=2, locations=(2,)))
+  model.compile(keras.optimizers.SGD(0.1),
+                backbone_optimizer=keras.optimizers.SGD(0.0))
+  before_backbone = [v.numpy().copy()
+                     for v in model.feature_extraction.trainable_variables]
+  before_head = [v.numpy().copy()
+                 for v in model.classification_module.trainable_variables]
+  images = rng.integers(0, 256, (4, 64, 64, 3)).astype(np.uint8)
+  model.train_step((tf.constant(images), tf.constant([0, 1, 2, 3])))
+  for old, var in zip(before_backbone,
+                      model.feature_extraction.trainable_variables):
+    np.testing.assert_array_equal(old, var.numpy())
+  assert any(np.any(old != var.numpy()) for old, var in zip(
+      before_head, model.classification_module.trainable_variables))
+
+
+def test_evaluate_at_locations_in_one_pass(tiny_tnet, rng):
+  images = rng.integers(0, 256, (10, 128, 128, 3)).astype(np.uint8)
+  labels = rng.integers(0, 5, 10).astype(np.int32)
+  ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+  rows = evaluate_at_locations(tiny_tnet, ds, [(), (1,), (2, 1)])
+  assert [r["locations"] for r in rows] == [[], [1], [2, 1]]
+  assert [r["total_locations"] for r in rows] == [0, 1, 4]
+  for row, locs in zip(rows, [(), (1,), (2, 1)]):
+    logits = tiny_tnet(images, training=False, locations=locs)["logits"]
+    top1 = np.mean(np.argmax(logits, -1) == labels)
+    ce = np.mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels,
+                                                                logits))
+    assert row["examples"] == 10
+    assert row["top1"] == pytest.approx(top1)
+    assert row["loss"] == pytest.approx(ce, rel=1e-5)
+
+
+def test_pretrained_backbone_restored_while_modules_start_fresh(tmp_path):
+  source = backbones.tiny_cnn_model((32, 32, 3))
+  path = str(tmp_path / "tiny.h5")
+  source.save_weights(path)
+  model = TNet(tiny_config(backbone_kwargs={"weights": path}))
+  for a, b in zip(source.get_weights(),
+                  model.feature_extraction.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_num_samples_repeats_the_batch(rng):
+  model = TNet(tiny_config(levels=2, locations=(2,)))
+  model.compile(keras.optimizers.SGD(0.0),
+                loss_config=losses.LossConfig(num_samples=3))
+  images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
+  seen = []
+  original = model.call
+  def spy(x, **kwargs):
+    seen.append(int(x.shape[0]))
+    return original(x, **kwargs)
+  model.call = spy
+  model.train_step((tf.constant(images), tf.constant([0, 1])))
+  assert seen == [6]
