@@ -99,9 +99,12 @@ def _birds(num_classes: int, variant: str = "b0") -> ModelConfig:
 
 
 def _synthetic() -> ModelConfig:
+  """The built-in megapixel-digits benchmark: 256 px canvases, r = 32, a
+  5×5 grid of cells 35% wide (90 px, read at 32 px)."""
   return ModelConfig(
-      backbone="tiny_cnn", num_classes=10, base_resolution=32, grid_size=3,
-      cell_fraction=0.5, levels=3, locations=(2, 1), input_size=(128, 128))
+      backbone="tiny_cnn", backbone_kwargs={"widths": (16, 32, 48, 64)},
+      num_classes=10, base_resolution=32, grid_size=5, cell_fraction=0.35,
+      levels=2, locations=(5,), input_size=(256, 256))
 
 
 def _toy() -> ModelConfig:
@@ -139,6 +142,8 @@ class DataConfig:
   eval_split: str = "validation"
   shuffle_buffer: int = 1024
   seed: int = 0
+  resize_to: Optional[tuple[int, int]] = None  # e.g. a downscaled baseline
+  options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

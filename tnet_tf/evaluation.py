@@ -45,7 +45,7 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
         logits = model(images, training=False)
       return _counts(logits, labels)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def step(batch):
       per_replica = strategy.run(replica_fn, args=batch[:2])
       return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,

@@ -67,6 +67,21 @@ def count_macs(fn: Callable, input_shape: Sequence[int],
   return graph_macs(concrete.graph)
 
 
+def ms_per_image(fn: Callable, images, warmup: int = 2,
+                 repeats: int = 7) -> float:
+  """Median wall time of ``fn(images)`` (a ``tf.function``) per image, ms."""
+  import time
+  images = tf.convert_to_tensor(images)
+  for _ in range(warmup):
+    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
+    times.append(time.perf_counter() - start)
+  return 1000.0 * float(np.median(times)) / int(images.shape[0])
+
+
 def tnet_rows(config_name: str, input_size: Sequence[int],
               locations_list: Sequence[Sequence[int]],
               paper: Optional[dict] = None, **overrides) -> list[dict]:
@@ -162,14 +177,18 @@ def format_table(rows: Sequence[dict]) -> str:
   return "\n".join(lines)
 
 
-flags.DEFINE_list("config", list(CONFIGS),
-                  "Configurations to profile: imagenet, fmow, bagnet77, "
-                  "efficientnet-b0..b7.")
-flags.DEFINE_list("input_size", None,
-                  "Square input sizes for the baseline configurations "
-                  "(default: the paper's).")
-flags.DEFINE_bool("json", False, "Print a JSON list instead of a table.")
 FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Flags of the command line only: importing this module defines none."""
+  flags.DEFINE_list("config", list(CONFIGS),
+                    "Configurations to profile: imagenet, fmow, bagnet77, "
+                    "efficientnet-b0..b7.")
+  flags.DEFINE_list("input_size", None,
+                    "Square input sizes for the baseline configurations "
+                    "(default: the paper's).")
+  flags.DEFINE_bool("json", False, "Print a JSON list instead of a table.")
 
 
 def main(argv):
@@ -192,6 +211,7 @@ def main(argv):
 
 
 def run():
+  _define_flags()
   app.run(main)
 
 

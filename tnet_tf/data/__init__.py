@@ -6,6 +6,7 @@ from typing import Callable
 import tensorflow as tf
 
 from tnet_tf.config import DataConfig
+from tnet_tf.data import megapixel_digits
 from tnet_tf.data import toy
 
 
@@ -14,8 +15,19 @@ def _toy(split: str, cfg: DataConfig) -> tf.data.Dataset:
                      num_examples=cfg.num_examples or None, seed=cfg.seed)
 
 
+def megapixel_config(cfg: DataConfig) -> megapixel_digits.MegapixelDigitsConfig:
+  """The generator's config: canvas from ``image_size``, rest from options."""
+  return megapixel_digits.MegapixelDigitsConfig(
+      canvas_size=cfg.image_size[0], seed=cfg.seed, **cfg.options)
+
+
+def _megapixel(split: str, cfg: DataConfig) -> tf.data.Dataset:
+  return megapixel_digits.dataset(split, megapixel_config(cfg), cfg.data_dir)
+
+
 DATASETS: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int]]
-DATASETS = {"toy": (_toy, toy.NUM_CLASSES)}
+DATASETS = {"toy": (_toy, toy.NUM_CLASSES),
+            "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES)}
 
 
 def build(split: str, cfg: DataConfig) -> tf.data.Dataset:

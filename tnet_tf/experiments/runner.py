@@ -250,13 +250,33 @@ def build_model(kind: str, model_cfg: ModelConfig, loss_cfg: losses.LossConfig,
 
 
 def input_datasets(data_cfg: DataConfig, batch_size: int, seed: int,
-                   eval_examples: int = 0):
-  train = data_lib.build(data_cfg.train_split, data_cfg)
+                   eval_examples: int = 0, rgb: bool = False):
+  """Batched train (shuffled, repeated) and evaluation datasets.
+
+  ``rgb`` turns grey images into 3 channels (full-image baselines; TNet
+  tiles its crops instead); ``data_cfg.resize_to`` resizes (area-averaged)
+  whole images, e.g. for the downscaled baseline.
+  """
+  def prepare(image, label):
+    if rgb and image.shape[-1] == 1:
+      image = tf.image.grayscale_to_rgb(image)
+    if data_cfg.resize_to:
+      image = tf.image.resize(image, data_cfg.resize_to, method="area")
+    return image, label
+
+  def pipeline(split):
+    ds = data_lib.build(split, data_cfg)
+    if rgb or data_cfg.resize_to:
+      ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds
+
+  train = pipeline(data_cfg.train_split).cache() if data_cfg.resize_to else (
+      pipeline(data_cfg.train_split))
   train = train.shuffle(data_cfg.shuffle_buffer, seed=seed,
                         reshuffle_each_iteration=True).repeat()
   train = train.batch(batch_size, drop_remainder=True).prefetch(
       tf.data.AUTOTUNE)
-  evaluation = data_lib.build(data_cfg.eval_split, data_cfg)
+  evaluation = pipeline(data_cfg.eval_split)
   if eval_examples:
     evaluation = evaluation.take(eval_examples)
   evaluation = evaluation.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -360,8 +380,12 @@ def _gradients(model, batch, strategy):
 # ----------------------------------------------------------------- training
 def train_and_evaluate(kind: str, model_cfg: ModelConfig,
                        loss_cfg: losses.LossConfig, train_cfg: TrainConfig,
-                       data_cfg: DataConfig, eval_examples: int = 0) -> dict:
-  """Trains (resuming if possible), evaluates, writes the run summary."""
+                       data_cfg: DataConfig, eval_examples: int = 0
+                       ) -> tuple[dict, keras.Model]:
+  """Trains (resuming if possible), evaluates, writes the run summary.
+
+  Returns the summary and the trained model.
+  """
   keras.utils.set_random_seed(train_cfg.seed)
   if train_cfg.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -417,8 +441,8 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
         fh.write(json.dumps(entry) + "\n")
 
   train_ds, eval_ds = input_datasets(
-      data_cfg, train_cfg.batch_size,
-      seed=train_cfg.seed + start, eval_examples=eval_examples)
+      data_cfg, train_cfg.batch_size, seed=train_cfg.seed + start,
+      eval_examples=eval_examples, rgb=kind == "baseline")
   iterator = iter(strategy.experimental_distribute_dataset(train_ds))
   train_fn = model.make_train_function()
   writer = (tf.summary.create_file_writer(os.path.join(run_dir, "train"))
@@ -429,7 +453,10 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
       (model_cfg.locations,) if kind == "tnet" else ((),))
 
   logs: dict = {}
-  progbar = keras.utils.Progbar(train_cfg.train_steps, interval=5.0)
+  progbar = keras.utils.Progbar(
+      train_cfg.train_steps, interval=5.0,
+      stateful_metrics=[m.name for m in model.metrics] + [
+          "learning_rate", "steps_per_second"])
   step = start
   t0 = time.time()
   while step < train_cfg.train_steps:
@@ -475,7 +502,7 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
       json.dump(summary, fh, indent=1)
   writer.flush()
   eval_writer.flush()
-  return summary
+  return summary, model
 
 
 def _build_optimizer_state(model, strategy):
@@ -544,8 +571,8 @@ def main(argv: Sequence[str]) -> None:
   model_cfg, loss_cfg, train_cfg, data_cfg, kind = configs
   std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
   try:
-    summary = train_and_evaluate(kind, model_cfg, loss_cfg, train_cfg,
-                                 data_cfg, FLAGS.eval_examples)
+    summary, _ = train_and_evaluate(kind, model_cfg, loss_cfg, train_cfg,
+                                    data_cfg, FLAGS.eval_examples)
   except (ValueError, FileNotFoundError) as err:
     logging.error("%s", err)
     raise SystemExit(f"error: {err}") from None
@@ -554,11 +581,12 @@ def main(argv: Sequence[str]) -> None:
           f"top5={row['top5']:.4f} loss={row['loss']:.4f}")
 
 
-def run(defaults: Optional[dict] = None) -> None:
-  """Entry point; ``defaults`` lets an experiment module preset flags."""
+def run(defaults: Optional[dict] = None, entry=None) -> None:
+  """Entry point; an experiment module presets flags with ``defaults`` and
+  may bring its own ``entry`` (default: train and evaluate one model)."""
   for name, value in (defaults or {}).items():
     FLAGS.set_default(name, value)
-  app.run(main)
+  app.run(entry or main)
 
 
 if __name__ == "__main__":
