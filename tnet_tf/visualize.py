@@ -216,7 +216,7 @@ def _attention_grid_figure(images, records: Sequence[dict],
     raise ValueError(f"{n} images but {len(target_boxes)} target boxes")
   cols = max(1, min(int(cols), n))
   rows = max(1, math.ceil(n / cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows + 0.5),
+  fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.5 * rows + 0.5),
                            squeeze=False)
   seen_levels = set()
   for i, ax in enumerate(axes.reshape(-1)):

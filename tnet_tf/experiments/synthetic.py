@@ -47,9 +47,9 @@ FLAGS = flags.FLAGS
 
 DEFAULTS = {
     "preset": "synthetic", "dataset": "megapixel_digits",
-    "run_dir": "runs/synthetic", "train_steps": 5000, "batch_size": 32,
-    "checkpoint_every": 1000, "log_every": 50, "learning_rate": 1e-3,
-    "eval_locations": "0;1;2;3;5;8;12",
+    "run_dir": "runs/synthetic", "train_steps": 2500, "batch_size": 32,
+    "checkpoint_every": 500, "log_every": 50, "learning_rate": 1e-3,
+    "eval_locations": "0;1;2;3;5;8;12", "selection": "greedy",
     "lambda_c": 0.3, "lambda_r": 0.3, "lambda_f": 0.1,
 }
 
@@ -208,9 +208,10 @@ def main(argv):
              locations=model_cfg.locations)
   probs = tf.nn.softmax(out["logits"]).numpy()
   records = [{"boxes": out["boxes"][i].numpy(),
-              "levels": out["levels"].numpy(),
-              "feature_weights": out["feature_weights"][i].numpy()}
-             for i in range(len(probs))]
+              "levels": out["levels"].numpy()} for i in range(len(probs))]
+  if tnet.feature_weighting is not None:  # uniform weights say nothing
+    for i, record in enumerate(records):
+      record["feature_weights"] = out["feature_weights"][i].numpy()
   titles = [f"label {int(l)} / predicted {int(p.argmax())} "
             f"({p.max():.2f})" for l, p in zip(sample["label"].numpy(),
                                                probs)]
