@@ -14,7 +14,6 @@ import logging as std_logging
 import os
 import platform
 import shutil
-import sys
 import time
 from typing import Any, Optional, Sequence
 
@@ -31,7 +30,6 @@ from tnet_tf import data as data_lib
 from tnet_tf import losses
 from tnet_tf import optim
 from tnet_tf.config import PRESETS, DataConfig, ModelConfig, TrainConfig
-from tnet_tf.config import preset
 from tnet_tf.evaluation import evaluate_at_locations
 from tnet_tf.model import TNet
 
@@ -74,6 +72,8 @@ flags.DEFINE_string("data_dir", None, "Dataset directory.")
 flags.DEFINE_list("input_size", None, "Input height,width (or one size).")
 flags.DEFINE_integer("num_examples", 0, "Generated datasets: examples.")
 flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer.")
+flags.DEFINE_string("train_split", "train", "Split to train on.")
+flags.DEFINE_string("eval_split", "validation", "Split to evaluate on.")
 # Training.
 flags.DEFINE_string("run_dir", None, "Run directory (checkpoints, logs).")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
@@ -186,7 +186,7 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
       name=f.dataset, data_dir=f.data_dir,
       image_size=model_cfg.input_size or (64, 64),
       num_examples=f.num_examples, shuffle_buffer=f.shuffle_buffer,
-      seed=f.seed)
+      seed=f.seed, train_split=f.train_split, eval_split=f.eval_split)
   return model_cfg, loss_cfg, train_cfg, data_cfg, f.model
 
 

@@ -50,6 +50,7 @@ DEFAULTS = {
     "run_dir": "runs/synthetic", "train_steps": 2500, "batch_size": 32,
     "checkpoint_every": 500, "log_every": 50, "learning_rate": 1e-3,
     "eval_locations": "0;1;2;3;5;8;12", "selection": "greedy",
+    "eval_split": "test",
     "lambda_c": 0.3, "lambda_r": 0.3, "lambda_f": 0.1,
 }
 
@@ -123,7 +124,7 @@ def main(argv):
   try:
     model_cfg, loss_cfg, train_cfg, data_cfg, _ = runner.configs_from_flags()
     data_cfg = dataclasses.replace(
-        data_cfg, eval_split="test", options={
+        data_cfg, options={
             "digit_size": FLAGS.digit_size, "texture": FLAGS.texture,
             "train_examples": FLAGS.train_examples,
             "test_examples": FLAGS.test_examples})
