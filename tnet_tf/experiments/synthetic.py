@@ -51,7 +51,7 @@ DEFAULTS = {
     "checkpoint_every": 500, "log_every": 50, "learning_rate": 1e-3,
     "eval_locations": "0;1;2;3;5;8;12", "selection": "greedy",
     "eval_split": "test",
-    "lambda_c": 0.3, "lambda_r": 0.3, "lambda_f": 0.1,
+    "lambda_c": 0.3, "lambda_r": 0.3, "lambda_f": 0.5,
 }
 
 
