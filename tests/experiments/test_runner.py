@@ -143,6 +143,8 @@ def test_baseline_on_the_same_path(tmp_path):
     (["--locations=12"], "locations for level 2 must be in [0, 9]"),
     (["--summaries=activations"], "summaries must be among"),
     (["--lr_schedule=step"], "needs lr_decay_steps"),
+    (["--num_dropout_layers=2"], "backbone 'tiny_cnn' does not take"),
+    (["--backbone=resnet"], "unknown backbone 'resnet'"),
 ])
 def test_bad_flags_are_clear_errors(tmp_path, args, message):
   proc = run(f"--run_dir={tmp_path}", "--train_steps=1", *args, timeout=120)

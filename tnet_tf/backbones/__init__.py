@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Callable
 
 from tnet_tf.backbones.bagnet import bagnet77, bagnet77_model
@@ -18,8 +19,18 @@ REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {
 }
 
 
-def build(name: str, **kwargs) -> FeatureExtractor:
-  """Builds the registered backbone ``name`` with builder ``kwargs``."""
+def check_kwargs(name: str, kwargs) -> None:
+  """Raises ValueError naming the options backbone ``name`` does not take."""
   if name not in REGISTRY:
     raise ValueError(f"unknown backbone {name!r}; known: {sorted(REGISTRY)}")
+  accepted = set(inspect.signature(REGISTRY[name]).parameters)
+  unknown = sorted(set(kwargs) - accepted)
+  if unknown:
+    raise ValueError(f"backbone {name!r} does not take {unknown}; it takes "
+                     f"{sorted(accepted)}")
+
+
+def build(name: str, **kwargs) -> FeatureExtractor:
+  """Builds the registered backbone ``name`` with builder ``kwargs``."""
+  check_kwargs(name, kwargs)
   return REGISTRY[name](**kwargs)

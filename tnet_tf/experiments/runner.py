@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 import tnet_tf
+from tnet_tf import backbones
 from tnet_tf import baselines
 from tnet_tf import data as data_lib
 from tnet_tf import losses
@@ -145,17 +146,15 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
     changes["locations"] = tuple(int(k) for k in f.locations)
   changes["num_classes"] = f.num_classes or data_lib.num_classes(f.dataset)
   base = PRESETS[f.preset]()
-  kwargs = dict(base.backbone_kwargs)
+  # the preset's backbone options belong to the preset's backbone only
+  same_backbone = not f.backbone or f.backbone == base.backbone
+  kwargs = dict(base.backbone_kwargs) if same_backbone else {}
   for name in ("block_drop_rate", "num_dropout_layers", "dropout_keep"):
     if getattr(f, name) is not None:
       kwargs[name] = getattr(f, name)
   if f.backbone_weights:
     kwargs["weights"] = f.backbone_weights
-  if f.backbone and f.backbone != base.backbone and not any(
-      getattr(f, n) is not None for n in ("block_drop_rate",
-                                          "num_dropout_layers",
-                                          "dropout_keep")):
-    kwargs = {k: v for k, v in kwargs.items() if k == "weights"}
+  backbones.check_kwargs(f.backbone or base.backbone, kwargs)
   changes["backbone_kwargs"] = kwargs
   if f.input_size:
     size = [int(s) for s in f.input_size]
