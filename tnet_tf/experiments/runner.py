@@ -363,15 +363,18 @@ def _write_histograms(model, batch, strategy, step, kinds):
 
 
 def _gradients(model, batch, strategy):
-  def replica_fn(images, labels):
-    with tf.GradientTape() as tape:
-      if isinstance(model, TNet):
-        record = model(images, training=True)
-        loss, _ = model.compute_tnet_loss(record, labels, training=True)
-      else:
-        loss = model.compiled_loss(labels, model(images, training=True))
-    return tape.gradient(loss, model.trainable_variables)
-  per_replica = strategy.run(tf.function(replica_fn), args=batch[:2])
+  """Gradients of the loss on one batch (first replica), for histograms."""
+  if not hasattr(model, "_histogram_gradients"):
+    def replica_fn(images, labels):
+      with tf.GradientTape() as tape:
+        if isinstance(model, TNet):
+          record = model(images, training=True)
+          loss, _ = model.compute_tnet_loss(record, labels, training=True)
+        else:
+          loss = model.compiled_loss(labels, model(images, training=True))
+      return tape.gradient(loss, model.trainable_variables)
+    model._histogram_gradients = tf.function(replica_fn)  # traced once
+  per_replica = strategy.run(model._histogram_gradients, args=batch[:2])
   return [strategy.experimental_local_results(g)[0] if g is not None else None
           for g in per_replica]
 

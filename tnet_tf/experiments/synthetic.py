@@ -87,19 +87,21 @@ def localization(model: TNet, dataset, locations, num_target: int) -> dict:
   chance = {}
   counts = {}
   fn = tf.function(lambda x: model(x, training=False, locations=locations))
-  size = None
+  candidates = {}  # canvas size -> every candidate region of every level
   for batch in dataset:
     out = fn(batch["image"])
     size = int(batch["image"].shape[1])
     boxes, levels = out["boxes"].numpy(), out["levels"].numpy()
     targets = batch["boxes"].numpy()[:, :num_target]
-    candidates = all_regions(size, cfg.grid_size, cfg.cell_fraction,
-                             int(levels.max()))
+    if size not in candidates:
+      candidates[size] = all_regions(size, cfg.grid_size, cfg.cell_fraction,
+                                     int(levels.max()))
     for i in range(len(boxes)):
       for level in range(2, int(levels.max()) + 1):
         sel = boxes[i][levels == level]
         hit = _contains(sel, targets[i]).any(axis=1)
-        rand = _contains(candidates[level - 2], targets[i]).any(axis=1)
+        rand = _contains(candidates[size][level - 2],
+                         targets[i]).any(axis=1)
         hits[level] = hits.get(level, 0.0) + hit.sum()
         chance[level] = chance.get(level, 0.0) + rand.mean() * len(sel)
         counts[level] = counts.get(level, 0) + len(sel)
