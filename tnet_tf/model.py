@@ -283,7 +283,6 @@ class TNet(keras.Model):
         "location_indices": indices_per_level,
     }
 
-
   # ---------------------------------------------------------------- training
   def compile(self, optimizer="adam", loss_config=None,
               backbone_optimizer=None, **kwargs):
