@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tnet_tf.model import TNet
+from tnet_tf.model import TNet, total_locations
 
 
 def _counts(logits, labels):
@@ -61,7 +61,7 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
   for locs, (top1, top5, ce, n) in zip(settings, totals):
     n = max(n, 1.0)
     rows.append({"locations": list(locs),
-                 "total_locations": int(sum(np.cumprod(locs))) if locs else 0,
+                 "total_locations": total_locations(locs),
                  "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
                  "examples": int(n)})
   return rows

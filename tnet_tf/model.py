@@ -49,6 +49,11 @@ def features_per_level(locations: Sequence[int]) -> list[int]:
   return counts
 
 
+def total_locations(locations: Sequence[int]) -> int:
+  """Attended locations per image: ``k1 + k1·k2 + ...`` (``N − 1``)."""
+  return sum(features_per_level(locations)) - 1
+
+
 def level_geometry(config: ModelConfig, input_hw: Sequence[int]) -> list[dict]:
   """Per level: native region size in pixels and its resize factor to ``r``."""
   r = config.base_resolution
@@ -359,7 +364,8 @@ class TNet(keras.Model):
     self.baseline.assign(losses.updated_baseline(
         self.baseline, target, self.loss_config.baseline_decay))
 
-  def _split_variables(self):
+  def split_variables(self):
+    """(head, backbone) variables; backbone is empty with one optimiser."""
     backbone_ids = {id(v) for v in self.feature_extraction.trainable_variables}
     if self.backbone_optimizer is None:
       return self.trainable_variables, []
@@ -373,7 +379,7 @@ class TNet(keras.Model):
       images = tf.concat([images] * samples, axis=0)
       labels = tf.concat([labels] * samples, axis=0)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    head_vars, backbone_vars = self._split_variables()
+    head_vars, backbone_vars = self.split_variables()
     with tf.GradientTape() as tape:
       record = self(images, training=True)
       total, terms = self.compute_tnet_loss(record, labels, training=True)

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tnet_tf import baselines
 from tnet_tf.config import preset
-from tnet_tf.model import TNet
+from tnet_tf.model import TNet, total_locations
 
 
 def _static(shape, op) -> list[int]:
@@ -91,13 +91,12 @@ def tnet_rows(config_name: str, input_size: Sequence[int],
   params = model.count_params()
   rows = []
   for locs in locations_list:
-    locs = [int(k) for k in locs if k] if any(locs) else []
+    locs = [int(k) for k in locs]
     macs = count_macs(lambda x, l=tuple(locs): model(
         x, training=False, locations=l)["logits"],
                       [1, *input_size, 3], tf.uint8)
     row = {"config": config_name, "input_size": list(input_size),
-           "locations": locs, "total_locations": int(sum(
-               np.cumprod(locs))) if locs else 0,
+           "locations": locs, "total_locations": total_locations(locs),
            "gmacs": macs / 1e9, "params_m": params / 1e6}
     if paper and tuple(locs) in paper:
       row["paper_gmacs"] = paper[tuple(locs)]

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from tnet_tf.model import total_locations  # noqa: E402
+
 # One fixed, clearly distinct colour per attention level (level 1 is the whole
 # image and is not drawn as a box); deeper levels beyond these cycle.
 LEVEL_COLORS = {2: "#ff8c00", 3: "#00e5ff", 4: "#ff00ff", 5: "#7cfc00",
@@ -288,7 +290,7 @@ def results_markdown(rows: list[dict], baselines: dict[str, dict]) -> str:
     locs = [int(k) for k in row.get("locations", [])]
     total = row.get("total_locations")
     if total is None:
-      total = int(sum(np.cumprod(locs))) if locs else 0
+      total = total_locations(locs)
     lines.append(
         f"| TNet | [{', '.join(map(str, locs))}] (total {int(total)}) | "
         f"{100.0 * _accuracy(row):.2f} | {_format_gmacs(row.get('gmacs'))} | "

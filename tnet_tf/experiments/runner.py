@@ -515,7 +515,7 @@ def _build_optimizer_state(model, strategy):
 
 def _optimizer_var_groups(model):
   if isinstance(model, TNet):
-    head, backbone = model._split_variables()  # pylint: disable=protected-access
+    head, backbone = model.split_variables()
     groups = [(model.optimizer, head)]
     if backbone:
       groups.append((model.backbone_optimizer, backbone))
