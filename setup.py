@@ -8,6 +8,9 @@ INSTALL_REQUIRES = [
     "tensorboard==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "tensorflow-datasets==4.9.10",
+    # TFDS 4.9.10 imports it for builders outside its package (ours) but
+    # declares it only for Python < 3.9
+    "importlib_resources==7.1.0",
     "absl-py==1.4.0",
     "numpy==2.4.6",
     "scikit-learn==1.9.1",
@@ -24,7 +27,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["tnet_tf", "tnet_tf.*"]),
+    packages=find_packages(
+        include=["tnet_tf", "tnet_tf.*", "data_pipelines"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest==9.2.0"]},
     entry_points={"console_scripts": ["tnet-profile=tnet_tf.profile:run"]},

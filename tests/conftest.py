@@ -27,3 +27,10 @@ def tiny_tnet() -> TNet:
 @pytest.fixture
 def rng() -> np.random.Generator:
   return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def paper_datasets(tmp_path_factory) -> dict:
+  """Every paper dataset, faked in its raw layout and prepared via TFDS."""
+  import fakes  # tests/ is on sys.path (pytest.ini)
+  return fakes.prepare_all(str(tmp_path_factory.mktemp("paper_datasets")))

@@ -44,6 +44,6 @@ def build_classifier(backbone: str, num_classes: int,
                      ) -> keras.Model:
   """``backbone → dropout → Dense(num_classes)`` logits on whole images."""
   features = feature_model(backbone, (*input_size, 3), **backbone_kwargs)
-  x = keras.layers.Dropout(dropout, name="head_dropout")(features.output)
+  x = keras.layers.Dropout(dropout, name="classifier_dropout")(features.output)
   logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
   return keras.Model(features.inputs, logits, name=f"{backbone}_classifier")

@@ -16,6 +16,10 @@ class _Serving(tf.Module):
   def __init__(self, model: keras.Model, locations: Sequence[int],
                channels: int):
     super().__init__()
+    if not isinstance(model, TNet):
+      # the same layers without the training-only add_loss closures (L2),
+      # which a SavedModel cannot serialise
+      model = keras.Model(model.inputs, model.outputs, name=model.name)
     self.model = model
     self.locations = tuple(int(k) for k in locations)
     spec = tf.TensorSpec([None, None, None, channels], tf.uint8,

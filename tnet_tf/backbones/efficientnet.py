@@ -10,9 +10,18 @@ VARIANTS = {f"b{i}": getattr(keras.applications, f"EfficientNetB{i}")
             for i in range(8)}
 
 # grid size -> (layer whose output gives F, first row/col, step); spec §2.2:
-# 5×5 from stage 3 (stride 8) at 3::5, 3×3 from stage 4 block 3 (stride 16)
-# at 2::4, i.e. 28×28 → 5×5 and 14×14 → 3×3 at 224 px.
-F_TAPS = {5: ("block3b_add", 3, 5), 3: ("block4c_add", 2, 4)}
+# 5×5 from the output of stage 3 (stride 8; its last block: block3b in B0,
+# block3c in B1–B3, block3d in B4) at 3::5, 3×3 from stage 4 block 3
+# (stride 16) at 2::4, i.e. 28×28 → 5×5 and 14×14 → 3×3 at 224 px.
+F_TAPS = {5: ("stage3", 3, 5), 3: ("block4c_add", 2, 4)}
+
+
+def _stage_output(model: keras.Model, stage: int) -> str:
+  """The name of the last residual add of ``stage`` (block<stage>?_add)."""
+  adds = [layer.name for layer in model.layers
+          if layer.name.startswith(f"block{stage}") and
+          layer.name.endswith("_add")]
+  return adds[-1]
 
 
 def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
@@ -44,6 +53,8 @@ def efficientnet(variant: str = "b0", base_resolution: int = 224,
                              weights, block_drop_rate)
   if grid_size in F_TAPS:
     layer, start, step = F_TAPS[grid_size]
+    if layer == "stage3":
+      layer = _stage_output(model, 3)
     side = int(model.get_layer(layer).output.shape[1])
     indices = list(range(start, side, step))
     if len(indices) != grid_size:

@@ -1,12 +1,16 @@
-"""Datasets by name: ``build(split, data_config) → tf.data`` of (image, label)."""
+"""Datasets by name: ``build(split, cfg, training) → tf.data`` of (image,
+label), through the one pipeline of ``pipeline.py``."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import tensorflow as tf
 
 from tnet_tf.config import DataConfig
+from tnet_tf.data import folder
 from tnet_tf.data import megapixel_digits
+from tnet_tf.data import pipeline
+from tnet_tf.data import tfds_source
 from tnet_tf.data import toy
 
 
@@ -25,18 +29,78 @@ def _megapixel(split: str, cfg: DataConfig) -> tf.data.Dataset:
   return megapixel_digits.dataset(split, megapixel_config(cfg), cfg.data_dir)
 
 
-DATASETS: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int]]
-DATASETS = {"toy": (_toy, toy.NUM_CLASSES),
-            "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES)}
+# generated datasets: already decoded examples
+GENERATED: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int]]
+GENERATED = {"toy": (_toy, toy.NUM_CLASSES),
+             "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES)}
+DATASETS = sorted([*GENERATED, *tfds_source.DATASETS, "folder"])
 
 
-def build(split: str, cfg: DataConfig) -> tf.data.Dataset:
-  """Unbatched ``(image, label)`` examples of ``split`` of ``cfg.name``."""
-  if cfg.name not in DATASETS:
-    raise ValueError(f"unknown dataset {cfg.name!r}; known: "
-                     f"{sorted(DATASETS)}")
-  return DATASETS[cfg.name][0](split, cfg)
+def check_name(name: str) -> None:
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; known: {DATASETS}")
 
 
-def num_classes(name: str) -> int:
-  return DATASETS[name][1]
+def build(split: str, cfg: DataConfig, training: bool = False,
+          seed: Optional[int] = None, rgb: bool = False) -> tf.data.Dataset:
+  """Unbatched ``(image, label)`` examples of ``split`` of ``cfg.name``.
+
+  Training examples are shuffled, repeated and augmented; ``seed`` (default
+  ``cfg.seed``) seeds both. ``rgb`` turns grey images into 3 channels
+  (full-image baselines); ``cfg.resize_to`` resizes whole images
+  (area-averaged), e.g. for a downscaled baseline.
+  """
+  check_name(cfg.name)
+  seed = cfg.seed if seed is None else seed
+  if cfg.name in GENERATED:
+    records = GENERATED[cfg.name][0](split, cfg)
+    ds = pipeline.build_pipeline(
+        records, lambda record, _: record, name=split, training=training,
+        seed=seed, shuffle_buffer=cfg.shuffle_buffer,
+        cache=bool(cfg.resize_to))
+  else:
+    if cfg.name == "folder":
+      ds = folder.dataset(split, cfg, training, seed)
+    else:
+      ds = tfds_source.dataset(cfg.name, split, cfg, training, seed)
+
+  def prepare(image, label):
+    if rgb and image.shape[-1] == 1:
+      image = tf.image.grayscale_to_rgb(image)
+    if cfg.resize_to:
+      image = tf.image.resize(image, cfg.resize_to, method="area")
+    return image, label
+
+  if rgb or cfg.resize_to:
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds
+
+
+def num_classes(cfg: DataConfig) -> int:
+  check_name(cfg.name)
+  if cfg.name in GENERATED:
+    return GENERATED[cfg.name][1]
+  if cfg.name == "folder":
+    return len(folder.info(cfg)["classes"])
+  return tfds_source.DATASETS[cfg.name].num_classes
+
+
+def split_size(cfg: DataConfig, split: str) -> int:
+  """Examples in ``split`` (for epochs → steps)."""
+  check_name(cfg.name)
+  if cfg.name == "toy":
+    return int(_toy(split, cfg).cardinality())
+  if cfg.name == "megapixel_digits":
+    return megapixel_config(cfg).examples(split)
+  if cfg.name == "folder":
+    return len(folder.files(cfg, split))
+  return tfds_source.split_size(cfg.name, cfg, split)
+
+
+def info(cfg: DataConfig) -> dict:
+  """What a run records about its data: classes, split sizes."""
+  if cfg.name == "folder":
+    return folder.info(cfg)
+  if cfg.name in tfds_source.DATASETS:
+    return tfds_source.info(cfg.name, cfg)
+  return {"classes": [str(i) for i in range(num_classes(cfg))]}

@@ -14,6 +14,7 @@ import logging as std_logging
 import os
 import platform
 import shutil
+import tempfile
 import time
 from typing import Any, Optional, Sequence
 
@@ -28,6 +29,8 @@ import tnet_tf
 from tnet_tf import backbones
 from tnet_tf import baselines
 from tnet_tf import data as data_lib
+from tnet_tf.data import augment
+from tnet_tf.data import pipeline
 from tnet_tf import losses
 from tnet_tf import optim
 from tnet_tf.config import PRESETS, DataConfig, ModelConfig, TrainConfig
@@ -68,17 +71,35 @@ flags.DEFINE_float("contrastive_weight", 0.0, "Cosine contrastive loss.")
 flags.DEFINE_float("contrastive_margin", 0.4, "Contrastive margin.")
 flags.DEFINE_float("l2", 0.0, "L2 weight on kernels (Σ w²/2).")
 # Data.
-flags.DEFINE_string("dataset", "toy", "Dataset name.")
-flags.DEFINE_string("data_dir", None, "Dataset directory.")
+flags.DEFINE_string("dataset", "toy", "Dataset name (see tnet_tf.data).")
+flags.DEFINE_string("data_dir", None,
+                    "Dataset directory: the TFDS data dir of a paper "
+                    "dataset, the image folder of --dataset=folder, the "
+                    "cache of a generated one.")
+flags.DEFINE_enum("augmentation", None, sorted(augment.AUGMENTATIONS),
+                  "Training augmentation (default: the dataset's).")
+flags.DEFINE_float("val_fraction", None,
+                   "--dataset=folder without a val/ folder: the share of "
+                   "each class held out for validation (default 0.1).")
 flags.DEFINE_list("input_size", None, "Input height,width (or one size).")
 flags.DEFINE_integer("num_examples", 0, "Generated datasets: examples.")
 flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer.")
 flags.DEFINE_string("train_split", "train", "Split to train on.")
 flags.DEFINE_string("eval_split", "validation", "Split to evaluate on.")
 # Training.
+flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                  "train (then evaluate), or only evaluate the latest "
+                  "checkpoint of --run_dir (writes eval_<split>.json).")
 flags.DEFINE_string("run_dir", None, "Run directory (checkpoints, logs).")
+flags.DEFINE_bool("export", True,
+                  "After training, write a SavedModel to <run_dir>/"
+                  "saved_model and the class names to <run_dir>/"
+                  "classes.json.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("train_steps", 1000, "Total training steps.")
+flags.DEFINE_float("train_epochs", 0,
+                   "If > 0: train this many epochs of --train_split "
+                   "(sets --train_steps from the split's size).")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint interval (steps).")
 flags.DEFINE_integer("log_every", 10, "Summary / log interval (steps).")
 flags.DEFINE_integer("eval_every", 0, "Evaluation interval (0: at the end).")
@@ -91,6 +112,8 @@ flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay.")
 flags.DEFINE_enum("lr_schedule", "constant", ["constant", "step", "cosine"],
                   "Learning-rate schedule.")
 flags.DEFINE_list("lr_decay_steps", [], "Step-decay boundaries.")
+flags.DEFINE_list("lr_decay_epochs", [],
+                  "Step-decay boundaries in epochs (instead of steps).")
 flags.DEFINE_float("lr_decay_factor", 0.1, "Step-decay factor.")
 flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.")
 flags.DEFINE_enum("strategy", "default",
@@ -108,7 +131,8 @@ flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
 flags.DEFINE_string("backbone_weights", None,
                     "Local file of pre-trained backbone weights (.h5).")
 flags.DEFINE_string("init_checkpoint", None,
-                    "Checkpoint of a model to start from (weights only).")
+                    "Checkpoint (or run directory: its latest) of a model "
+                    "to start from, weights only.")
 FLAGS = flags.FLAGS
 
 
@@ -135,7 +159,21 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
   f = FLAGS
   if f.dataset not in data_lib.DATASETS:
     raise ValueError(f"--dataset={f.dataset!r} is unknown; known: "
-                     f"{sorted(data_lib.DATASETS)}")
+                     f"{data_lib.DATASETS}")
+  options: dict[str, Any] = {}
+  if f.augmentation:
+    options["augmentation"] = f.augmentation
+  if f.val_fraction is not None:
+    if f.dataset != "folder":
+      raise ValueError("--val_fraction applies to --dataset=folder only")
+    if not 0 < f.val_fraction < 1:
+      raise ValueError(f"--val_fraction must be in (0, 1), got "
+                       f"{f.val_fraction}")
+    options["val_fraction"] = f.val_fraction
+  data_cfg = DataConfig(
+      name=f.dataset, data_dir=f.data_dir, num_examples=f.num_examples,
+      shuffle_buffer=f.shuffle_buffer, seed=f.seed,
+      train_split=f.train_split, eval_split=f.eval_split, options=options)
   changes: dict[str, Any] = {}
   for name in ("backbone", "base_resolution", "grid_size", "cell_fraction",
                "levels", "selection", "dropout", "feature_weighting",
@@ -144,7 +182,7 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
       changes[name] = getattr(f, name)
   if f.locations is not None:
     changes["locations"] = tuple(int(k) for k in f.locations)
-  changes["num_classes"] = f.num_classes or data_lib.num_classes(f.dataset)
+  changes["num_classes"] = f.num_classes or data_lib.num_classes(data_cfg)
   base = PRESETS[f.preset]()
   # the preset's backbone options belong to the preset's backbone only
   same_backbone = not f.backbone or f.backbone == base.backbone
@@ -159,6 +197,8 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
   if f.input_size:
     size = [int(s) for s in f.input_size]
     changes["input_size"] = (size[0], size[-1])
+  if f.model == "baseline":  # one full-image pass: no levels to check
+    changes.update(levels=1, locations=())
   model_cfg = base.replace(**changes)
   loss_cfg = losses.LossConfig(
       lambda_c=f.lambda_c, lambda_r=f.lambda_r, lambda_f=f.lambda_f,
@@ -167,25 +207,34 @@ def configs_from_flags() -> tuple[ModelConfig, losses.LossConfig,
       contrastive_margin=f.contrastive_margin, l2=f.l2)
   if not f.run_dir:
     raise ValueError("--run_dir is required")
+  train_steps, decay_steps = f.train_steps, [int(s) for s in f.lr_decay_steps]
+  if f.train_epochs < 0:
+    raise ValueError(f"--train_epochs must be >= 0, got {f.train_epochs}")
+  if f.lr_decay_epochs and f.lr_decay_steps:
+    raise ValueError("give --lr_decay_steps or --lr_decay_epochs, not both")
+  if f.train_epochs or f.lr_decay_epochs:
+    size = data_lib.split_size(data_cfg, f.train_split)
+    per_epoch = size / f.batch_size
+    if f.train_epochs:
+      train_steps = max(1, round(f.train_epochs * per_epoch))
+    decay_steps = [max(1, round(float(e) * per_epoch))
+                   for e in f.lr_decay_epochs] or decay_steps
   train_cfg = TrainConfig(
-      run_dir=f.run_dir, batch_size=f.batch_size, train_steps=f.train_steps,
+      run_dir=f.run_dir, batch_size=f.batch_size, train_steps=train_steps,
       checkpoint_every=f.checkpoint_every, log_every=f.log_every,
       eval_every=f.eval_every, eval_locations=parse_settings(f.eval_locations),
       optimizer=f.optimizer, learning_rate=f.learning_rate,
       backbone_learning_rate=f.backbone_learning_rate,
       weight_decay=f.weight_decay, lr_schedule=f.lr_schedule,
-      lr_decay_steps=tuple(int(s) for s in f.lr_decay_steps),
+      lr_decay_steps=tuple(decay_steps),
       lr_decay_factor=f.lr_decay_factor, warmup_steps=f.warmup_steps,
       strategy=f.strategy, tpu=f.tpu, mixed_precision=f.mixed_precision,
       jit_compile=f.jit_compile, seed=f.seed, deterministic=f.deterministic,
       summaries=tuple(f.summaries), keep_checkpoints=f.keep_checkpoints,
       backbone_weights=f.backbone_weights,
       init_checkpoint=f.init_checkpoint)
-  data_cfg = DataConfig(
-      name=f.dataset, data_dir=f.data_dir,
-      image_size=model_cfg.input_size or (64, 64),
-      num_examples=f.num_examples, shuffle_buffer=f.shuffle_buffer,
-      seed=f.seed, train_split=f.train_split, eval_split=f.eval_split)
+  data_cfg = dataclasses.replace(
+      data_cfg, image_size=model_cfg.input_size or (64, 64))
   return model_cfg, loss_cfg, train_cfg, data_cfg, f.model
 
 
@@ -250,32 +299,16 @@ def build_model(kind: str, model_cfg: ModelConfig, loss_cfg: losses.LossConfig,
 
 def input_datasets(data_cfg: DataConfig, batch_size: int, seed: int,
                    eval_examples: int = 0, rgb: bool = False):
-  """Batched train (shuffled, repeated) and evaluation datasets.
+  """Batched train (shuffled, repeated, augmented) and evaluation datasets.
 
   ``rgb`` turns grey images into 3 channels (full-image baselines; TNet
-  tiles its crops instead); ``data_cfg.resize_to`` resizes (area-averaged)
-  whole images, e.g. for the downscaled baseline.
+  tiles its crops instead).
   """
-  def prepare(image, label):
-    if rgb and image.shape[-1] == 1:
-      image = tf.image.grayscale_to_rgb(image)
-    if data_cfg.resize_to:
-      image = tf.image.resize(image, data_cfg.resize_to, method="area")
-    return image, label
-
-  def pipeline(split):
-    ds = data_lib.build(split, data_cfg)
-    if rgb or data_cfg.resize_to:
-      ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds
-
-  train = pipeline(data_cfg.train_split).cache() if data_cfg.resize_to else (
-      pipeline(data_cfg.train_split))
-  train = train.shuffle(data_cfg.shuffle_buffer, seed=seed,
-                        reshuffle_each_iteration=True).repeat()
+  train = data_lib.build(data_cfg.train_split, data_cfg, training=True,
+                         seed=seed, rgb=rgb)
   train = train.batch(batch_size, drop_remainder=True).prefetch(
       tf.data.AUTOTUNE)
-  evaluation = pipeline(data_cfg.eval_split)
+  evaluation = data_lib.build(data_cfg.eval_split, data_cfg, rgb=rgb)
   if eval_examples:
     evaluation = evaluation.take(eval_examples)
   evaluation = evaluation.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -324,6 +357,14 @@ def restore_or_init(manager: tf.train.CheckpointManager, model: keras.Model,
                        f"{str(err).splitlines()[0][:400]}") from err
     return latest
   if init_checkpoint:
+    if tf.io.gfile.isdir(init_checkpoint):  # a run directory: its latest
+      found = (tf.train.latest_checkpoint(
+          os.path.join(init_checkpoint, "checkpoints")) or
+               tf.train.latest_checkpoint(init_checkpoint))
+      if not found:
+        raise FileNotFoundError(f"--init_checkpoint: no checkpoint in "
+                                f"{init_checkpoint}")
+      init_checkpoint = found
     if not tf.io.gfile.exists(init_checkpoint + ".index"):
       raise FileNotFoundError(f"--init_checkpoint not found: "
                               f"{init_checkpoint}(.index)")
@@ -382,11 +423,13 @@ def _gradients(model, batch, strategy):
 # ----------------------------------------------------------------- training
 def train_and_evaluate(kind: str, model_cfg: ModelConfig,
                        loss_cfg: losses.LossConfig, train_cfg: TrainConfig,
-                       data_cfg: DataConfig, eval_examples: int = 0
-                       ) -> tuple[dict, keras.Model]:
+                       data_cfg: DataConfig, eval_examples: int = 0,
+                       mode: str = "train") -> tuple[dict, keras.Model]:
   """Trains (resuming if possible), evaluates, writes the run summary.
 
-  Returns the summary and the trained model.
+  ``mode="eval"`` only evaluates the latest checkpoint of the run directory
+  and writes ``eval_<split>.json`` instead of ``summary.json``.
+  Returns the summary and the model.
   """
   keras.utils.set_random_seed(train_cfg.seed)
   if train_cfg.deterministic:
@@ -399,7 +442,7 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
   record = _config_record(kind, model_cfg, loss_cfg, train_cfg, data_cfg)
   check_run_dir(run_dir, record)
   tf.io.gfile.makedirs(run_dir)
-  if chief:
+  if chief and mode == "train":
     with open(os.path.join(run_dir, "config.json"), "w") as fh:
       json.dump(_jsonable(record), fh, indent=1)
   replicas = strategy.num_replicas_in_sync
@@ -430,7 +473,10 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
                            f".worker_{strategy.cluster_resolver.task_id}")
     manager = tf.train.CheckpointManager(checkpoint, scratch, 1)
   start = int(step_var.numpy())
-  if resumed:
+  if mode == "eval" and not (resumed or train_cfg.init_checkpoint):
+    raise FileNotFoundError(f"--mode=eval: no checkpoint in {run_dir}/"
+                            "checkpoints and no --init_checkpoint")
+  if resumed and mode == "train":
     entry = {"step": start, "checkpoint": resumed,
              "baseline": _baseline_value(model),
              "optimizer_iterations": int(model.optimizer.iterations.numpy()),
@@ -458,10 +504,10 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
   progbar = keras.utils.Progbar(
       train_cfg.train_steps, interval=5.0,
       stateful_metrics=[m.name for m in model.metrics] + [
-          "learning_rate", "steps_per_second"])
+          "learning_rate", "steps_per_second", "skipped_images"])
   step = start
   t0 = time.time()
-  while step < train_cfg.train_steps:
+  while mode == "train" and step < train_cfg.train_steps:
     batch_logs = train_fn(iterator)
     step += 1
     step_var.assign(step)
@@ -470,6 +516,7 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
       logs["learning_rate"] = _current_lr(model.optimizer)
       logs["steps_per_second"] = train_cfg.log_every / max(
           time.time() - t0, 1e-9)
+      logs["skipped_images"] = float(sum(pipeline.skipped_counts().values()))
       t0 = time.time()
       with writer.as_default(step=step):
         for name, value in logs.items():
@@ -488,14 +535,21 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
       _evaluate(model, eval_ds, settings, strategy, eval_writer, step)
 
   results = _evaluate(model, eval_ds, settings, strategy, eval_writer, step)
+  if data_cfg.eval_split in pipeline.COUNTERS:
+    pipeline.COUNTERS[data_cfg.eval_split].finish()
   summary = {"config": _jsonable(record), "step": step,
              "resumed_from": resumed, "train_metrics": logs,
+             "eval_split": data_cfg.eval_split,
              "eval": results, "versions": _versions(),
-             "num_replicas": replicas, "weights_sha256": _weights_digest(model)}
+             "num_replicas": replicas, "weights_sha256": _weights_digest(model),
+             "skipped_images": pipeline.skipped_counts(), "chief": chief,
+             "data": data_lib.info(data_cfg)}
   if getattr(model, "baseline", None) is not None:
     summary["baseline"] = _baseline_value(model)
+  name = ("summary.json" if mode == "train" else
+          f"eval_{_file_safe(data_cfg.eval_split)}.json")
   if chief:
-    with open(os.path.join(run_dir, "summary.json"), "w") as fh:
+    with open(os.path.join(run_dir, name), "w") as fh:
       json.dump(summary, fh, indent=1)
   else:
     shutil.rmtree(scratch, ignore_errors=True)
@@ -505,6 +559,10 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
   writer.flush()
   eval_writer.flush()
   return summary, model
+
+
+def _file_safe(text: str) -> str:
+  return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
 def _build_optimizer_state(model, strategy):
@@ -570,17 +628,42 @@ def main(argv: Sequence[str]) -> None:
     configs = configs_from_flags()
   except (ValueError, TypeError) as err:
     raise app.UsageError(str(err))
+  except FileNotFoundError as err:
+    raise SystemExit(f"error: {err}") from None
   model_cfg, loss_cfg, train_cfg, data_cfg, kind = configs
   std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
   try:
-    summary, _ = train_and_evaluate(kind, model_cfg, loss_cfg, train_cfg,
-                                    data_cfg, FLAGS.eval_examples)
+    summary, model = train_and_evaluate(
+        kind, model_cfg, loss_cfg, train_cfg, data_cfg, FLAGS.eval_examples,
+        FLAGS.mode)
   except (ValueError, FileNotFoundError) as err:
     logging.error("%s", err)
     raise SystemExit(f"error: {err}") from None
+  if FLAGS.mode == "train" and FLAGS.export:
+    if summary["chief"]:
+      export_run(model, model_cfg, data_cfg, train_cfg.run_dir, summary)
+    else:  # saving is collective: the other workers write a scratch copy
+      scratch = tempfile.mkdtemp(prefix="tnet_export_")
+      export_run(model, model_cfg, data_cfg, scratch, summary)
+      shutil.rmtree(scratch, ignore_errors=True)
   for row in summary["eval"]:
     print(f"locations={row['locations']} top1={row['top1']:.4f} "
           f"top5={row['top5']:.4f} loss={row['loss']:.4f}")
+
+
+def export_run(model: keras.Model, model_cfg: ModelConfig,
+               data_cfg: DataConfig, run_dir: str, summary: dict) -> str:
+  """The serving SavedModel and class names of a finished run."""
+  from tnet_tf import export  # local: only the CLI path exports
+  channels = 1 if data_cfg.name == "megapixel_digits" else 3
+  path = export.export_saved_model(
+      model, os.path.join(run_dir, "saved_model"),
+      locations=model_cfg.locations if isinstance(model, TNet) else (),
+      channels=channels if isinstance(model, TNet) else 3)
+  with open(os.path.join(run_dir, "classes.json"), "w") as fh:
+    json.dump(summary.get("data", {}).get("classes", []), fh, indent=1)
+  logging.info("exported %s", path)
+  return path
 
 
 def run(defaults: Optional[dict] = None, entry=None) -> None:

@@ -1,0 +1,140 @@
+"""Your own images: the folder scan, its pipeline and the entry point."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from fakes import folder as fake_folder
+from tnet_tf import data as data_lib
+from tnet_tf.config import DataConfig
+from tnet_tf.data import folder
+from tnet_tf.data import pipeline
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("images"))
+  return root, fake_folder.make_tree(root)
+
+
+def _cfg(root, **changes):
+  return DataConfig(name="folder", data_dir=root, image_size=(40, 56),
+                    **changes)
+
+
+def test_scan_finds_classes_and_skips_unreadable_files(tree):
+  root, expected = tree
+  found = folder.scan(root)
+  assert found.classes == ("cat", "dog")
+  assert len(found.files["train"]) == expected["train"]
+  assert len(found.files["validation"]) == expected["validation"]
+  assert found.unreadable == (expected["junk"],)
+  assert any(p.endswith("notes.txt") for p in found.ignored)
+  assert expected["truncated"] in [p for p, _ in found.files["train"]]
+  assert {label for p, label in found.files["train"]
+          if "/dog/" in p} == {1}
+
+
+def test_corrupt_image_is_skipped_and_counted_in_a_pass(tree):
+  root, expected = tree
+  images = list(data_lib.build("train", _cfg(root)))
+  pipeline.COUNTERS["train"].finish()
+  assert len(images) == expected["train"] - 1
+  assert pipeline.COUNTERS["train"].skipped == 1
+  assert all(i.shape == (40, 56, 3) and i.dtype == tf.uint8
+             for i, _ in images)
+
+
+def test_sixteen_bit_tiff_is_scaled_to_eight_bits(tree):
+  _, expected = tree
+  decoded = folder._pil_decode(expected["sixteen_bit"].encode())
+  raw = np.asarray(Image.open(expected["sixteen_bit"]), np.float64)
+  assert decoded.shape == (*raw.shape, 3) and decoded.dtype == np.uint8
+  np.testing.assert_allclose(decoded[..., 0], raw / 65535 * 255, atol=1)
+
+
+def test_held_out_fraction_is_stratified_and_seeded(tmp_path):
+  fake_folder.make_tree(str(tmp_path), per_class=10, val=False,
+                        corrupt=False, sixteen_bit=False)
+  a = folder.scan(str(tmp_path), val_fraction=0.2, seed=1)
+  b = folder.scan(str(tmp_path), val_fraction=0.2, seed=1)
+  c = folder.scan(str(tmp_path), val_fraction=0.2, seed=2)
+  assert a.files == b.files and a.files != c.files
+  assert sorted(l for _, l in a.files["validation"]) == [0, 0, 1, 1]
+  assert len(a.files["train"]) == 16
+  assert not set(a.files["train"]) & set(a.files["validation"])
+
+
+def test_unfit_trees_get_clear_errors(tmp_path):
+  one = tmp_path / "one" / "train" / "cat"
+  one.mkdir(parents=True)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(one / "a.png")
+  with pytest.raises(ValueError, match="one class"):
+    folder.scan(str(tmp_path / "one"))
+  empty = tmp_path / "empty"
+  fake_folder.make_tree(str(empty), corrupt=False, sixteen_bit=False)
+  (empty / "train" / "bird").mkdir()
+  with pytest.raises(ValueError, match="without readable images.*bird"):
+    folder.scan(str(empty))
+  with pytest.raises(ValueError, match="no class subdirectories"):
+    folder.scan(str(tmp_path / "one" / "train" / "cat"))
+  with pytest.raises(FileNotFoundError, match="not a directory"):
+    folder.scan(str(tmp_path / "missing"))
+  stray = tmp_path / "stray"
+  fake_folder.make_tree(str(stray), corrupt=False, sixteen_bit=False)
+  shutil.copytree(stray / "val" / "cat", stray / "val" / "cow")
+  with pytest.raises(ValueError, match="classes that the training folder "
+                     "does not have.*cow"):
+    folder.scan(str(stray))
+
+
+def _run(*args, cwd):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run(
+      [sys.executable, "-m", "tnet_tf.experiments.folder", *args],
+      cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_entry_point_trains_evaluates_and_exports(tree, tmp_path):
+  root, expected = tree
+  run_dir = str(tmp_path / "run")
+  result = _run(f"--data_dir={root}", f"--run_dir={run_dir}",
+                "--preset=toy", "--input_size=64", "--train_steps=6",
+                "--batch_size=4", "--log_every=2", cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(run_dir, "summary.json")) as fh:
+    summary = json.load(fh)
+  assert summary["step"] == 6
+  assert summary["data"]["classes"] == ["cat", "dog"]
+  assert summary["data"]["unreadable_files"] == [expected["junk"]]
+  assert summary["skipped_images"]["validation"] == 0
+  assert [r["locations"] for r in summary["eval"]] == [[], [1], [2], [3]]
+  with open(os.path.join(run_dir, "classes.json")) as fh:
+    assert json.load(fh) == ["cat", "dog"]
+  served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
+  probs = served.signatures["serving_default"](
+      images=tf.zeros([1, 100, 70, 3], tf.uint8))["probabilities"]
+  assert probs.shape == (1, 2)
+
+
+def test_entry_point_errors_without_a_traceback(tmp_path):
+  one = tmp_path / "train" / "cat"
+  one.mkdir(parents=True)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(one / "a.png")
+  result = _run(f"--data_dir={tmp_path}", f"--run_dir={tmp_path / 'run'}",
+                "--preset=toy", cwd=REPO)
+  assert result.returncode != 0
+  assert "one class" in result.stderr
+  assert "Traceback" not in result.stderr
+  result = _run(f"--data_dir={tmp_path / 'nowhere'}",
+                f"--run_dir={tmp_path / 'run'}", "--preset=toy", cwd=REPO)
+  assert result.returncode != 0 and "not a directory" in result.stderr
+  assert "Traceback" not in result.stderr

@@ -1,0 +1,20 @@
+"""Your own images: train and evaluate TNet on a folder of class
+subdirectories (``DIR/train/<class>/*``, optional ``DIR/val/``, or a held-out
+``--val_fraction``), images of any and mixed sizes, JPEG/PNG/BMP/GIF/TIFF.
+
+  python -m tnet_tf.experiments.folder --data_dir=DIR --run_dir=runs/mine
+
+Defaults: the fMoW architecture (EfficientNet-B0 at r = 224, a 3×3 grid,
+2 locations, images resized to 448²); every runner flag applies
+(``--preset``, ``--input_size``, ``--levels``, ``--locations``,
+``--backbone_weights`` …). Outputs as for the paper experiments: checkpoints,
+TensorBoard logs, summary.json (with the class names and any skipped files),
+classes.json and a SavedModel in the run directory.
+"""
+from tnet_tf.experiments import runner
+
+DEFAULTS = {"dataset": "folder", "preset": "fmow",
+            "eval_split": "validation", "eval_locations": "0;1;2;3"}
+
+if __name__ == "__main__":
+  runner.run(DEFAULTS)
