@@ -303,3 +303,27 @@ def test_get_config_round_trip(tiny_tnet, rng):
   np.testing.assert_allclose(clone(images, training=False)["logits"],
                              tiny_tnet(images, training=False)["logits"],
                              atol=1e-6)
+
+
+def test_locations_as_a_tensor_match_python_ints_in_one_graph(tiny_tnet):
+  images = tf.constant(np.random.default_rng(3).integers(
+      0, 256, (2, 128, 96, 3)), tf.uint8)
+  serve = tf.function(
+      lambda x, k: tiny_tnet(x, training=False, locations=k),
+      input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8),
+                       tf.TensorSpec([2], tf.int32)])
+  for locations in ([], [1], [2, 1], [3, 2], [2, 0]):
+    expected = tiny_tnet(images, training=False, locations=locations)
+    got = serve(images, tf.constant((locations + [0, 0])[:2], tf.int32))
+    for key in ("logits", "boxes", "feature_weights", "location_log_probs"):
+      np.testing.assert_allclose(got[key], expected[key], atol=1e-5)
+    np.testing.assert_array_equal(got["levels"], expected["levels"])
+  assert serve.experimental_get_tracing_count() == 1
+  with pytest.raises(tf.errors.InvalidArgumentError, match="<= 9"):
+    serve(images, tf.constant([10, 1], tf.int32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=">= 0"):
+    serve(images, tf.constant([-1, 1], tf.int32))
+  with pytest.raises(TypeError, match="integer dtype"):
+    tiny_tnet(images, locations=tf.constant([1.0, 1.0]))
+  with pytest.raises(ValueError, match=r"shape \[2\]"):
+    tiny_tnet(images, locations=tf.constant([1, 1, 1]))

@@ -69,7 +69,9 @@ class TNet(keras.Model):
   """The Traversal Network.
 
   Call: ``model(images, training=False, locations=[2, 1])`` with images
-  ``[B, H, W, 1|3]`` of any size (uint8 or float pixel values in [0, 255]).
+  ``[B, H, W, 1|3]`` of any size (uint8 or float pixel values in [0, 255]);
+  ``locations`` may also be an int tensor ``[levels - 1]`` (one graph for
+  every setting, as the serving signatures need).
   Returns a dict: ``logits`` ``[B, C]`` and the attention record, with
   ``N = 1 + attended locations`` feature vectors per image in level order:
   ``feature_logits`` ``[B, N, C]``, ``feature_weights`` ``[B, N]``, ``boxes``
@@ -143,6 +145,8 @@ class TNet(keras.Model):
     cfg = self.config
     if locations is None:
       return cfg.locations
+    if tf.is_tensor(locations):
+      return self._check_location_tensor(locations)
     if isinstance(locations, (int, np.integer)):
       locations = [int(locations)]
     try:
@@ -169,6 +173,36 @@ class TNet(keras.Model):
       raise ValueError(f"locations {list(locations)}: a level after one "
                        "with 0 locations has no regions to refine")
     return locations
+
+  def _check_location_tensor(self, locations: tf.Tensor) -> tuple:
+    """An integer tensor ``[levels - 1]`` → one scalar tensor per level
+    (serving: a different number of locations per request, one graph).
+    A level with 0 locations has no regions, nor have the levels after it."""
+    cfg = self.config
+    if not locations.dtype.is_integer:
+      raise TypeError(f"locations tensor must be an integer dtype, got "
+                      f"{locations.dtype.name}")
+    if locations.shape.rank != 1 or (
+        locations.shape[0] is not None and
+        locations.shape[0] != cfg.levels - 1):
+      raise ValueError(f"locations tensor must have shape "
+                       f"[{cfg.levels - 1}] (levels - 1), got "
+                       f"{locations.shape}")
+    cells = cfg.grid_size ** 2
+    locations = tf.cast(locations, tf.int32)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.size(locations), cfg.levels - 1,
+            message=f"locations must give {cfg.levels - 1} values"),
+        tf.debugging.assert_non_negative(
+            locations, message="locations must be >= 0"),
+        tf.debugging.assert_less_equal(
+            locations, cells,
+            message=f"locations per level must be <= {cells} (the cells of "
+                    f"the {cfg.grid_size}x{cfg.grid_size} grid)")]
+    with tf.control_dependencies(checks):
+      locations = tf.identity(locations)
+    return tuple(locations[i] for i in range(cfg.levels - 1))
 
   def _check_images(self, images) -> tf.Tensor:
     images = tf.convert_to_tensor(images)
@@ -268,7 +302,7 @@ class TNet(keras.Model):
     if self.feature_weighting is not None:
       weights = self.feature_weighting(features)
     else:
-      weights = tf.fill([batch, num], 1.0 / num)
+      weights = tf.fill([batch, num], 1.0 / tf.cast(num, tf.float32))
     embedding = tf.reduce_sum(
         features * tf.cast(weights, features.dtype)[..., None], axis=1)
     logits = self.classification_module(embedding, training=training)

@@ -7,6 +7,7 @@ Fig. 1b (``plot_tradeoff``) and Fig. 1c (``attention_grid``).
 """
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, Optional, Sequence
 
@@ -257,12 +258,22 @@ def attention_grid(images, records: list[dict], path: str,
   ``feature_weights`` ``[N]`` for ``images[i]`` (see ``draw_attention``).
   A figure legend maps colours to the levels that occur. Returns ``path``.
   """
+  with open(path, "wb") as fh:
+    fh.write(attention_png(images, records, titles, cols, target_boxes))
+  return path
+
+
+def attention_png(images, records: list[dict],
+                  titles: Optional[list[str]] = None, cols: int = 4,
+                  target_boxes: Optional[list] = None) -> bytes:
+  """``attention_grid`` as PNG bytes (e.g. for a TensorBoard image)."""
   fig = _attention_grid_figure(images, records, titles, cols, target_boxes)
+  buf = io.BytesIO()
   try:
-    fig.savefig(path, dpi=_DPI, format="png")
+    fig.savefig(buf, dpi=_DPI, format="png")
   finally:
     plt.close(fig)
-  return path
+  return buf.getvalue()
 
 
 def _format_gmacs(gmacs: Optional[float]) -> str:

@@ -121,7 +121,8 @@ def test_entry_point_trains_evaluates_and_exports(tree, tmp_path):
     assert json.load(fh) == ["cat", "dog"]
   served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
   probs = served.signatures["serving_default"](
-      images=tf.zeros([1, 100, 70, 3], tf.uint8))["probabilities"]
+      images=tf.zeros([1, 100, 70, 3], tf.uint8),
+      locations=tf.constant([2], tf.int32))["probabilities"]
   assert probs.shape == (1, 2)
 
 

@@ -29,6 +29,7 @@ import tnet_tf
 from tnet_tf import backbones
 from tnet_tf import baselines
 from tnet_tf import data as data_lib
+from tnet_tf import export
 from tnet_tf.data import augment
 from tnet_tf.data import pipeline
 from tnet_tf import losses
@@ -368,12 +369,8 @@ def restore_or_init(manager: tf.train.CheckpointManager, model: keras.Model,
     if not tf.io.gfile.exists(init_checkpoint + ".index"):
       raise FileNotFoundError(f"--init_checkpoint not found: "
                               f"{init_checkpoint}(.index)")
-    try:
-      tf.train.Checkpoint(model=model).read(
-          init_checkpoint).assert_existing_objects_matched().expect_partial()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
-      raise ValueError(f"--init_checkpoint {init_checkpoint} does not match "
-                       f"this model: {str(err).splitlines()[0][:400]}") from err
+    export.read_weights(model, init_checkpoint,
+                        f"--init_checkpoint {init_checkpoint}")
   return None
 
 
@@ -532,9 +529,11 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
       manager.save(checkpoint_number=step)
     if train_cfg.eval_every and step % train_cfg.eval_every == 0 and (
         step < train_cfg.train_steps):
-      _evaluate(model, eval_ds, settings, strategy, eval_writer, step)
+      _evaluate(model, eval_ds, settings, strategy, eval_writer, step,
+                chief)
 
-  results = _evaluate(model, eval_ds, settings, strategy, eval_writer, step)
+  results = _evaluate(model, eval_ds, settings, strategy, eval_writer, step,
+                chief)
   if data_cfg.eval_split in pipeline.COUNTERS:
     pipeline.COUNTERS[data_cfg.eval_split].finish()
   summary = {"config": _jsonable(record), "step": step,
@@ -588,7 +587,35 @@ def _current_lr(optimizer) -> float:
   return float(tf.convert_to_tensor(lr).numpy())
 
 
-def _evaluate(model, dataset, settings, strategy, writer, step):
+def _attention_summary(model, dataset, settings, writer, step, chief: bool,
+                       count: int = 4) -> None:
+  """Overlays of the attended regions on a few evaluation images, at the
+  evaluated setting with the most locations (TensorBoard "attention").
+  Every worker runs the model (its ops may be collective); the chief
+  draws."""
+  from tnet_tf import visualize  # local: matplotlib only when drawing
+  from tnet_tf.model import total_locations
+  images = next(iter(dataset.unbatch().batch(count).take(1)))[0]
+  locations = max(settings, key=total_locations)
+  out = model(images, training=False, locations=locations)
+  if not chief:
+    return
+  records = []
+  for i in range(int(images.shape[0])):
+    records.append({"boxes": out["boxes"][i].numpy(),
+                    "levels": out["levels"].numpy()})
+    if model.config.feature_weighting:
+      records[-1]["feature_weights"] = out["feature_weights"][i].numpy()
+  png = visualize.attention_png(list(images.numpy()), records)
+  with writer.as_default(step=step):
+    tf.summary.image(f"attention/locations_{'_'.join(map(str, locations))}",
+                     tf.image.decode_png(png, channels=3)[None])
+
+
+def _evaluate(model, dataset, settings, strategy, writer, step,
+              chief: bool = True):
+  if isinstance(model, TNet):
+    _attention_summary(model, dataset, settings, writer, step, chief)
   rows = evaluate_at_locations(model, dataset, settings, strategy)
   with writer.as_default(step=step):
     for row in rows:
@@ -654,14 +681,14 @@ def main(argv: Sequence[str]) -> None:
 def export_run(model: keras.Model, model_cfg: ModelConfig,
                data_cfg: DataConfig, run_dir: str, summary: dict) -> str:
   """The serving SavedModel and class names of a finished run."""
-  from tnet_tf import export  # local: only the CLI path exports
+  classes = summary.get("data", {}).get("classes") or [
+      str(i) for i in range(model_cfg.num_classes)]
   channels = 1 if data_cfg.name == "megapixel_digits" else 3
   path = export.export_saved_model(
-      model, os.path.join(run_dir, "saved_model"),
-      locations=model_cfg.locations if isinstance(model, TNet) else (),
+      model, os.path.join(run_dir, "saved_model"), classes,
       channels=channels if isinstance(model, TNet) else 3)
   with open(os.path.join(run_dir, "classes.json"), "w") as fh:
-    json.dump(summary.get("data", {}).get("classes", []), fh, indent=1)
+    json.dump(classes, fh, indent=1)
   logging.info("exported %s", path)
   return path
 

@@ -228,7 +228,8 @@ def main(argv):
       os.path.join(root, "tradeoff.png"),
       title=f"Megapixel digits ({size} px canvas, r = {r})")
   export_saved_model(tnet, os.path.join(root, "saved_model"),
-                     model_cfg.locations, channels)
+                     channels=channels,
+                     default_locations=model_cfg.locations)
 
   results = {
       "tnet": rows, "downscaled": baselines["downscaled"],
