@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, Optional, Sequence
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -67,19 +68,36 @@ def count_macs(fn: Callable, input_shape: Sequence[int],
   return graph_macs(concrete.graph)
 
 
+def time_interleaved(cases: Mapping[str, tuple[Callable, Any, int]],
+                     warmup: int = 2, repeats: int = 7
+                     ) -> dict[str, list[float]]:
+  """Wall times (ms per image) of several ``fn(inputs)``, taken in turns.
+
+  ``cases`` maps a name to ``(fn, inputs, images)``: ``fn(inputs)`` is
+  timed and ``images`` divides each time. The cases run A, B, C, A, B, C, ...
+  so that a noisy machine slows them alike; outputs are fetched
+  (``.numpy()``) inside the timed span.
+  """
+  fetch = lambda out: tf.nest.map_structure(lambda t: t.numpy(), out)
+  for _ in range(warmup):
+    for fn, inputs, _ in cases.values():
+      fetch(fn(inputs))
+  times = {name: [] for name in cases}
+  for _ in range(repeats):
+    for name, (fn, inputs, images) in cases.items():
+      start = time.perf_counter()
+      fetch(fn(inputs))
+      times[name].append(1000.0 * (time.perf_counter() - start) / images)
+  return times
+
+
 def ms_per_image(fn: Callable, images, warmup: int = 2,
                  repeats: int = 7) -> float:
   """Median wall time of ``fn(images)`` (a ``tf.function``) per image, ms."""
-  import time
   images = tf.convert_to_tensor(images)
-  for _ in range(warmup):
-    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
-    times.append(time.perf_counter() - start)
-  return 1000.0 * float(np.median(times)) / int(images.shape[0])
+  times = time_interleaved({"fn": (fn, images, images.shape[0])}, warmup,
+                           repeats)
+  return float(np.median(times["fn"]))
 
 
 def tnet_rows(config_name: str, input_size: Sequence[int],
