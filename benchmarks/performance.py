@@ -328,8 +328,9 @@ def ratios(rows: list[dict], train: dict, ref: int, largest: int,
                                          get("tnet", ref, b))
     out["overhead" + suffix] = _ratio(
         get("tnet", ref, b), get("backbone_calls", None, b, locs=ref_locs))
-    out["scaling_3584_over_896" + suffix] = _ratio(get("tnet", largest, b),
-                                                   get("tnet", ref, b))
+    out["scaling_3584_over_896" + suffix] = (  # None without a larger size
+        _ratio(get("tnet", largest, b), get("tnet", ref, b))
+        if largest > ref else None)
     tnet_mb = get("tnet", ref, b, "peak_rss_mb")
     base_mb = get("baseline", ref, b, "peak_rss_mb")
     out["memory_ratio_896" + suffix] = _ratio(tnet_mb, base_mb)

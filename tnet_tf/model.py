@@ -303,8 +303,9 @@ class TNet(keras.Model):
       weights = self.feature_weighting(features)
     else:
       weights = tf.fill([batch, num], 1.0 / tf.cast(num, tf.float32))
-    embedding = tf.reduce_sum(
-        features * tf.cast(weights, features.dtype)[..., None], axis=1)
+    # expand_dims, not [..., None]: the TFLite converter has a builtin for it
+    scale = tf.expand_dims(tf.cast(weights, features.dtype), -1)
+    embedding = tf.reduce_sum(features * scale, axis=1)
     logits = self.classification_module(embedding, training=training)
     feature_logits = self.classification_module(features, training=training)
     boxes = tf.concat(all_boxes, axis=1)

@@ -371,6 +371,10 @@ def restore_or_init(manager: tf.train.CheckpointManager, model: keras.Model,
                               f"{init_checkpoint}(.index)")
     export.read_weights(model, init_checkpoint,
                         f"--init_checkpoint {init_checkpoint}")
+    # weights only: the optimisers restart (their step count came along
+    # with the model and would put schedules and warm-ups past their end)
+    for optimizer in _optimizers(model):
+      optimizer.iterations.assign(0)
   return None
 
 

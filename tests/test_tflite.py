@@ -1,0 +1,123 @@
+"""TFLite TNet: the builtin-ops crop, and the converted model against the
+SavedModel in a process that never imports the project."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from tnet_tf import tflite
+from tnet_tf.export import export_saved_model
+from tnet_tf.model import TNet
+
+
+def test_builtin_crop_matches_crop_and_resize(rng):
+  images = rng.integers(0, 256, (2, 37, 53, 3)).astype(np.uint8)
+  boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.1, 0.2, 0.55, 0.9],
+                    [0.3, 0.3, 0.31, 0.32], [0.5, 0.0, 1.0, 0.5]],
+                   np.float32)
+  indices = np.array([0, 1, 1, 0], np.int32)
+  for size in ([8, 8], [5, 11], [1, 1]):
+    want = tf.image.crop_and_resize(images, boxes, indices, size)
+    got = tflite.crop_and_resize(tf.constant(images), boxes, indices, size)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_builtin_crop_converts_without_select_ops(rng):
+  fn = tf.function(
+      lambda x, b: tflite.crop_and_resize(x, b, tf.zeros([2], tf.int32),
+                                          [4, 4]),
+      input_signature=[tf.TensorSpec([1, 20, 20, 1], tf.uint8),
+                       tf.TensorSpec([2, 4], tf.float32)])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [fn.get_concrete_function()], fn)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  run = tf.lite.Interpreter(model_content=converter.convert())
+  run.allocate_tensors()
+  image = rng.integers(0, 256, (1, 20, 20, 1)).astype(np.uint8)
+  boxes = np.array([[0.1, 0.1, 0.9, 0.7], [0, 0, 1, 1]], np.float32)
+  inputs = {d["dtype"]: d["index"] for d in run.get_input_details()}
+  run.set_tensor(inputs[np.uint8], image)
+  run.set_tensor(inputs[np.float32], boxes)
+  run.invoke()
+  want = tf.image.crop_and_resize(image, boxes, [0, 0], [4, 4])
+  # pixel values up to 255: TFLite's float kernels round differently
+  np.testing.assert_allclose(
+      run.get_tensor(run.get_output_details()[0]["index"]), want, rtol=1e-5)
+
+
+# Runs with TensorFlow and numpy only: the SavedModels and the .tflite file
+# must stand on their own.
+_CLEAN_CHECK = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    args = json.loads(sys.argv[1])
+    images = np.load(args["images"])
+    run = tf.lite.Interpreter(model_path=args["tflite"])
+    inputs = {d["dtype"]: d for d in run.get_input_details()}
+    worst = {}
+    serve = tf.saved_model.load(args["saved_model"]).signatures[
+        "serving_default"]
+    for counts in args["locations"]:
+      want = serve(images=tf.constant(images),
+                   locations=tf.constant(counts, tf.int32))
+      want = want["probabilities"].numpy()
+      run.resize_tensor_input(inputs[np.uint8]["index"], images.shape)
+      run.allocate_tensors()
+      run.set_tensor(inputs[np.uint8]["index"], images)
+      run.set_tensor(inputs[np.int32]["index"], np.array(counts, np.int32))
+      run.invoke()
+      got = run.get_tensor(run.get_output_details()[0]["index"])
+      worst[str(counts[0])] = float(np.abs(got - want).max())
+    assert not [m for m in sys.modules if m.startswith("tnet_tf")]
+    print(json.dumps(worst))
+    """)
+
+
+def test_float_tflite_matches_saved_model_in_a_clean_process(tmp_path, rng):
+  tf.random.set_seed(3)
+  model = TNet(tiny_config(levels=2, locations=(2,)))
+  images = rng.integers(0, 256, (2, 96, 80, 3)).astype(np.uint8)
+  path = str(tmp_path / "model.tflite")
+  with open(path, "wb") as fh:
+    fh.write(tflite.convert(model, (96, 80), 3))
+  saved = export_saved_model(model, str(tmp_path / "saved_model"),
+                             channels=3)
+  np.save(tmp_path / "images.npy", images)
+  args = json.dumps({"images": str(tmp_path / "images.npy"), "tflite": path,
+                     "saved_model": saved, "locations": [[0], [1], [2]]})
+  proc = subprocess.run(
+      [sys.executable, "-c", _CLEAN_CHECK, args], capture_output=True,
+      text=True, timeout=300, cwd=str(tmp_path),
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  worst = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert sorted(worst) == ["0", "1", "2"]
+  assert max(worst.values()) < 1e-4, worst
+
+
+def test_interpreter_checks_its_input_size(rng, tmp_path):
+  model = TNet(tiny_config(levels=2, locations=(1,)))
+  run = tflite.Interpreter(tflite.convert(model, (64, 64), 3, locations=(1,)))
+  image = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+  want = tf.nn.softmax(model(image, training=False, locations=(1,))["logits"])
+  np.testing.assert_allclose(run(image), want, atol=1e-5)
+  with pytest.raises(ValueError, match="takes 64x64 images"):
+    run(rng.integers(0, 256, (1, 32, 64, 3)).astype(np.uint8))
+
+
+def test_convert_rejects_bad_options():
+  model = TNet(tiny_config(levels=2, locations=(1,)))
+  with pytest.raises(ValueError, match="quantization must be one of"):
+    tflite.convert(model, (64, 64), 3, quantization="int4")
+  with pytest.raises(ValueError, match="needs representative"):
+    tflite.convert(model, (64, 64), 3, quantization="int8")
+  with pytest.raises(ValueError, match="crop must be one of"):
+    tflite.convert(model, (64, 64), 3, crop="nearest")
