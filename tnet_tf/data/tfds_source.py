@@ -67,7 +67,7 @@ def dataset(name: str, split: str, cfg: DataConfig, training: bool,
   ``seed`` seeds file order, shuffling and augmentation."""
   import tensorflow_datasets as tfds  # local: slow import
   tfds_builder = builder(name, cfg.data_dir)
-  total = split_size(name, cfg, split)
+  total = _split_examples(tfds_builder, split)
   records = tfds_builder.as_dataset(
       split=split, shuffle_files=training,
       decoders={"image": tfds.decode.SkipDecoding()},
@@ -97,7 +97,10 @@ def dataset(name: str, split: str, cfg: DataConfig, training: bool,
 
 
 def split_size(name: str, cfg: DataConfig, split: str) -> int:
-  tfds_builder = builder(name, cfg.data_dir)
+  return _split_examples(builder(name, cfg.data_dir), split)
+
+
+def _split_examples(tfds_builder, split: str) -> int:
   try:
     return tfds_builder.info.splits[split].num_examples
   except (KeyError, ValueError) as err:
