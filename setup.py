@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     # TFDS 4.9.10 imports it for builders outside its package (ours) but
     # declares it only for Python < 3.9
     "importlib_resources==7.1.0",
+    # tnet_tf.tflite rewrites .tflite files with it (TensorFlow's own dep)
+    "flatbuffers==25.12.19",
     "absl-py==1.4.0",
     "numpy==2.4.6",
     "scikit-learn==1.9.1",

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from tnet_tf.config import ModelConfig, preset
+from tnet_tf import model as model_lib
 from tnet_tf.layers import grid
 from tnet_tf.model import TNet, features_per_level, gumbel_top_k
 
@@ -327,3 +328,18 @@ def test_locations_as_a_tensor_match_python_ints_in_one_graph(tiny_tnet):
     tiny_tnet(images, locations=tf.constant([1.0, 1.0]))
   with pytest.raises(ValueError, match=r"shape \[2\]"):
     tiny_tnet(images, locations=tf.constant([1, 1, 1]))
+
+
+def test_whole_image_sampling_is_crop_and_resize_of_the_unit_box(rng):
+  # level 1 resizes instead of cropping: the same pixels, bit for bit
+  sampling = model_lib.Sampling()
+  for shape, size in (((2, 37, 53, 3), 8), ((1, 256, 256, 1), 32),
+                      ((3, 7, 9, 3), 7), ((1, 1, 5, 1), 4)):
+    images = tf.constant(rng.integers(0, 256, shape), tf.uint8)
+    boxes = grid.crop_boxes(tf.constant([[0.0, 0.0, 1.0, 1.0]] * shape[0]),
+                            tf.shape(images)[1:3])
+    want = tf.image.crop_and_resize(images, boxes, tf.range(shape[0]),
+                                    [size, size])
+    got = sampling.whole(images, [size, size])
+    assert got.dtype == tf.float32
+    np.testing.assert_array_equal(got, want)

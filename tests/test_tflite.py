@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from conftest import tiny_config
 from tnet_tf import tflite
@@ -75,15 +76,22 @@ _CLEAN_CHECK = textwrap.dedent("""
       run.set_tensor(inputs[np.int32]["index"], np.array(counts, np.int32))
       run.invoke()
       got = run.get_tensor(run.get_output_details()[0]["index"])
-      worst[str(counts[0])] = float(np.abs(got - want).max())
+      worst[",".join(map(str, counts))] = float(np.abs(got - want).max())
     assert not [m for m in sys.modules if m.startswith("tnet_tf")]
     print(json.dumps(worst))
     """)
 
 
-def test_float_tflite_matches_saved_model_in_a_clean_process(tmp_path, rng):
+@pytest.mark.parametrize("config, settings", [
+    (dict(levels=2, locations=(2,)), [[0], [1], [2]]),
+    # a 0 stops the traversal: [0, 3] is [0, 0]; feature weights masked
+    (dict(levels=3, locations=(2, 1), feature_weighting=True),
+     [[0, 0], [1, 0], [2, 1], [0, 3]]),
+], ids=["2_levels", "3_levels_weighted"])
+def test_float_tflite_matches_saved_model_in_a_clean_process(
+    tmp_path, rng, config, settings):
   tf.random.set_seed(3)
-  model = TNet(tiny_config(levels=2, locations=(2,)))
+  model = TNet(tiny_config(**config))
   images = rng.integers(0, 256, (2, 96, 80, 3)).astype(np.uint8)
   path = str(tmp_path / "model.tflite")
   with open(path, "wb") as fh:
@@ -92,15 +100,94 @@ def test_float_tflite_matches_saved_model_in_a_clean_process(tmp_path, rng):
                              channels=3)
   np.save(tmp_path / "images.npy", images)
   args = json.dumps({"images": str(tmp_path / "images.npy"), "tflite": path,
-                     "saved_model": saved, "locations": [[0], [1], [2]]})
+                     "saved_model": saved, "locations": settings})
   proc = subprocess.run(
       [sys.executable, "-c", _CLEAN_CHECK, args], capture_output=True,
       text=True, timeout=300, cwd=str(tmp_path),
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   worst = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert sorted(worst) == ["0", "1", "2"]
+  assert sorted(worst) == sorted(",".join(map(str, s)) for s in settings)
   assert max(worst.values()) < 1e-4, worst
+
+
+def _graph(data: bytes):
+  model = tflite.schema.ModelT.InitFromObj(
+      tflite.schema.Model.GetRootAsModel(data, 0))
+  names = {code: name for name, code
+           in vars(tflite.schema.BuiltinOperator).items()
+           if not name.startswith("_")}
+  codes = [names[max(c.builtinCode, c.deprecatedBuiltinCode)]
+           for c in model.operatorCodes]
+  return model, codes
+
+
+def test_each_level_is_in_the_file_once(rng):
+  # No branches: the backbone's convolutions appear once per level, the
+  # location module's once per level with a decision.
+  model = TNet(tiny_config(levels=3, locations=(2, 1)))
+  images = [rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)]
+  for quantization in ("float", "int8"):
+    data = tflite.convert(
+        model, (64, 64), 3, quantization=quantization,
+        representative=tflite.representative_data(images, [(2, 1)], 3))
+    flat, codes = _graph(data)
+    assert len(flat.subgraphs) == 1
+    ops = [codes[op.opcodeIndex] for op in flat.subgraphs[0].operators]
+    assert "IF" not in ops
+    backbone = sum(isinstance(layer, keras.layers.Conv2D) for layer in
+                   model.feature_extraction.submodules)
+    location = sum(isinstance(layer, keras.layers.Conv2D) for layer in
+                   model.location_module.submodules)
+    assert ops.count("CONV_2D") == 3 * backbone + 2 * location, quantization
+
+
+def test_int8_keeps_tnet_geometry_float(rng):
+  model = TNet(tiny_config(levels=2, locations=(2,)))
+  images = [rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)]
+  data = tflite.convert(
+      model, (64, 64), 3, quantization="int8", strip=False,
+      representative=tflite.representative_data(images, [(2,)], 2))
+  flat, codes = _graph(data)
+  graph = flat.subgraphs[0]
+  modules = {layer.name for layer in model.layers}
+  int8 = tflite.schema.TensorType.INT8
+  quantized_convs = 0
+  for op in graph.operators:
+    out = graph.tensors[op.outputs[0]]
+    scopes = set(out.name.decode().split("/")[:-1])
+    if codes[op.opcodeIndex] == "CONV_2D":
+      quantized_convs += out.type == int8
+    elif codes[op.opcodeIndex] != "QUANTIZE" and (
+        not scopes & modules or "keep_float" in scopes):
+      # box geometry, crops, feature averaging, sinusoids: never int8
+      assert out.type != int8, (codes[op.opcodeIndex], out.name)
+  assert quantized_convs == sum(
+      codes[op.opcodeIndex] == "CONV_2D" for op in graph.operators)
+
+
+def test_strip_names_keeps_signature_alignment_and_outputs(rng):
+  model = TNet(tiny_config(levels=2, locations=(2,)))
+  named = tflite.convert(model, (64, 64), 3, strip=False)
+  stripped = tflite.strip_names(named)
+  assert len(stripped) < len(named)
+  flat, _ = _graph(stripped)
+  graph = flat.subgraphs[0]
+  kept = {i for i, t in enumerate(graph.tensors) if t.name}
+  assert kept == set(graph.inputs) | set(graph.outputs)
+  # weights start on 16-byte boundaries, as the converter writes them
+  root = tflite.schema.Model.GetRootAsModel(stripped, 0)
+  for i in range(root.BuffersLength()):
+    buffer = root.Buffers(i)
+    if buffer.DataLength():
+      assert buffer._tab.Vector(buffer._tab.Offset(4)) % 16 == 0
+  image = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+  before, after = tflite.Interpreter(named), tflite.Interpreter(stripped)
+  for locations in ([0], [2]):
+    np.testing.assert_array_equal(after(image, locations),
+                                  before(image, locations))
+  assert (tf.lite.Interpreter(model_content=stripped).get_signature_list()
+          == tf.lite.Interpreter(model_content=named).get_signature_list())
 
 
 def test_interpreter_checks_its_input_size(rng, tmp_path):

@@ -54,6 +54,26 @@ def total_locations(locations: Sequence[int]) -> int:
   return sum(features_per_level(locations)) - 1
 
 
+class Sampling:
+  """How TNet samples pixels: ``crop_and_resize(images, boxes, box_indices,
+  size)`` with boxes as in ``tf.image.crop_and_resize`` (bilinear, float32
+  out), and ``whole(images, size)``, the same for the box (0, 0, 1, 1) of
+  every image. ``TNet.sampling`` may be swapped (``tnet_tf.tflite`` traces
+  with TFLite builtin ops)."""
+
+  @staticmethod
+  def crop_and_resize(images, boxes, box_indices, size):
+    return tf.image.crop_and_resize(images, boxes, box_indices, size)
+
+  @staticmethod
+  def whole(images, size):
+    # crop_and_resize of (0, 0, 1, 1) samples exactly as an align-corners
+    # bilinear resize, which keeps uint8 pixels uint8 until the output
+    return tf.raw_ops.ResizeBilinear(images=images, size=size,
+                                     align_corners=True,
+                                     half_pixel_centers=False)
+
+
 def level_geometry(config: ModelConfig, input_hw: Sequence[int]) -> list[dict]:
   """Per level: native region size in pixels and its resize factor to ``r``."""
   r = config.base_resolution
@@ -104,6 +124,7 @@ class TNet(keras.Model):
                        f"{backbone.grid_size} F map, config.grid_size is "
                        f"{config.grid_size}")
     self.feature_extraction = backbone
+    self.sampling = Sampling()
     self.location_module = LocationModule(
         config.location_variant or backbone.location_variant,
         config.location_hidden_dim, name="location_module")
@@ -231,11 +252,15 @@ class TNet(keras.Model):
 
   # ----------------------------------------------------------------- forward
   def _extract(self, images, boxes, box_image, training):
-    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops."""
+    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops.
+    ``boxes=None``: the whole image of each example (level 1)."""
     r = self.config.base_resolution
-    crops = tf.image.crop_and_resize(
-        images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
-        [r, r])  # float32 [M, r, r, C]
+    if boxes is None:
+      crops = self.sampling.whole(images, [r, r])
+    else:
+      crops = self.sampling.crop_and_resize(
+          images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
+          [r, r])  # float32 [M, r, r, C]
     if crops.shape[-1] == 1:
       crops = tf.tile(crops, [1, 1, 1, 3])
     return self.feature_extraction(crops, training=training)
@@ -246,81 +271,152 @@ class TNet(keras.Model):
     return tf.math.top_k(log_probs, k).indices
 
   def call(self, images, training=None, locations=None):
-    cfg = self.config
-    training = bool(training)
     locations = self._check_locations(locations)
+    state = self.start(images, training=training)
+    active = None
+    for k in locations:
+      if tf.is_tensor(k):  # serving: one graph for every setting
+        active = k > 0 if active is None else tf.logical_and(active, k > 0)
+        state = self._descend_if(state, k, active, training)
+      else:
+        state = self.descend(state, k, training=training)
+    return self.readout(state, training=training)
+
+  _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
+                 "location_probs", "location_indices")
+
+  def _descend_if(self, state: dict, k: tf.Tensor, active: tf.Tensor,
+                  training) -> dict:
+    """``descend`` if ``active`` (this level and all before it have
+    locations), else a level without regions — built from empty tensors,
+    never by running the backbone on an empty batch (which TF's oneDNN
+    convolutions reject)."""
+    n2 = self.config.grid_size ** 2
+    batch = state["batch"]
+    regions = tf.convert_to_tensor(state["regions"], tf.int32)
+
+    def run():
+      new = self.descend(state, k, training=training)
+      return (tf.convert_to_tensor(new["regions"], tf.int32), new["f_map"],
+              new["boxes"], new["pos"],
+              tuple(new[key][-1] for key in self._LEVEL_KEYS))
+
+    def skip():
+      return (tf.zeros([], tf.int32), state["f_map"][:0], state["boxes"][:, :0],
+              state["pos"][:, :0],
+              (state["all_v"][-1][:0], state["boxes"][:, :0],
+               state["pos"][:, :0], tf.zeros([0], tf.int32),
+               tf.zeros([batch, 0]), tf.zeros([batch, regions, n2]),
+               tf.zeros([batch, regions, 0], tf.int32)))
+
+    children, f_map, boxes, pos, level = tf.cond(active, run, skip)
+    return {**state, "regions": children, "level": state["level"] + 1,
+            "f_map": f_map, "boxes": boxes, "pos": pos,
+            "num": state["num"] + children,
+            **{key: state[key] + [value]
+               for key, value in zip(self._LEVEL_KEYS, level)}}
+
+  # The traversal one level at a time: ``call`` is ``start``, one ``descend``
+  # per level with locations, then ``readout``. Serving graphs use the steps
+  # directly to branch on a level's location count without repeating the
+  # levels before it (``tnet_tf.tflite``).
+  def start(self, images, training=None) -> dict:
+    """Level 1 on the whole image: the traversal state after one level."""
     images = self._check_images(images)
     batch = tf.shape(images)[0]
-    n2 = cfg.grid_size ** 2
-
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
-    f_map, v = self._extract(images, tf.reshape(boxes, [-1, 4]),
-                             tf.range(batch), training)
-    all_v, all_boxes, all_pos, all_levels, all_logp = [v], [boxes], [pos], [
-        tf.zeros([1], tf.int32)], []
-    probs_per_level, indices_per_level = [], []
-    regions = 1
-    for level, k in enumerate(locations, start=2):
-      logits = self.location_module([f_map, v])  # [B*G, n²]
-      log_probs = tf.nn.log_softmax(logits)
-      idx = self._select(log_probs, k, training)  # [B*G, k]
-      chosen_logp = tf.gather(log_probs, idx, batch_dims=1)
-      probs_per_level.append(tf.reshape(tf.exp(log_probs),
-                                        [batch, regions, n2]))
-      indices_per_level.append(tf.reshape(idx, [batch, regions, k]))
-      all_logp.append(tf.reshape(chosen_logp, [batch, regions * k]))
-      # children: [B, G, k, 4] -> [B, G*k, 4]
-      cells = tf.gather(self._cells, idx)
-      boxes = tf.reshape(
-          grid.child_boxes(boxes[:, :, None, :],
-                           tf.reshape(cells, [batch, regions, k, 4])),
-          [batch, regions * k, 4])
-      pos = tf.reshape(
-          positional.child_positions(pos[:, :, None, :],
-                                     tf.reshape(idx, [batch, regions, k]),
-                                     cfg.grid_size),
-          [batch, regions * k, 3])
-      regions *= k
-      box_image = tf.repeat(tf.range(batch), regions)
-      f_map, v = self._extract(images, tf.reshape(boxes, [-1, 4]), box_image,
-                               training)
-      all_v.append(v)
-      all_boxes.append(boxes)
-      all_pos.append(pos)
-      all_levels.append(tf.fill([regions], level - 1))
+    f_map, v = self._extract(images, None, None, bool(training))
+    return {"images": images, "batch": batch, "regions": 1, "level": 1,
+            "f_map": f_map, "boxes": boxes, "pos": pos,
+            "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
+            "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
+            "num": 1, "location_probs": [], "location_indices": []}
 
+  def descend(self, state: dict, k, training=None) -> dict:
+    """The next level: ``k`` (int or scalar int tensor, > 0) cells of every
+    region of the current level, cropped and encoded. A new state."""
+    cfg = self.config
+    training = bool(training)
+    batch, regions = state["batch"], state["regions"]
+    n2 = cfg.grid_size ** 2
+    logits = self.location_module([state["f_map"], state["all_v"][-1]])
+    log_probs = tf.nn.log_softmax(logits)  # [B*G, n²]
+    idx = self._select(log_probs, k, training)  # [B*G, k]
+    chosen_logp = tf.gather(log_probs, idx, batch_dims=1)
+    # children: [B, G, k, 4] -> [B, G*k, 4]
+    cells = tf.gather(self._cells, idx)
+    boxes = tf.reshape(
+        grid.child_boxes(tf.expand_dims(state["boxes"], 2),
+                         tf.reshape(cells, [batch, regions, k, 4])),
+        [batch, regions * k, 4])
+    pos = tf.reshape(
+        positional.child_positions(tf.expand_dims(state["pos"], 2),
+                                   tf.reshape(idx, [batch, regions, k]),
+                                   cfg.grid_size),
+        [batch, regions * k, 3])
+    children = regions * k
+    box_image = tf.repeat(tf.range(batch), children)
+    f_map, v = self._extract(state["images"], tf.reshape(boxes, [-1, 4]),
+                             box_image, training)
+    level = state["level"] + 1
+    return {
+        **state, "regions": children, "level": level, "f_map": f_map,
+        "boxes": boxes, "pos": pos,
+        "all_v": state["all_v"] + [v],
+        "all_boxes": state["all_boxes"] + [boxes],
+        "all_pos": state["all_pos"] + [pos],
+        "all_levels": state["all_levels"] + [tf.fill([children], level - 1)],
+        "all_logp": state["all_logp"] + [
+            tf.reshape(chosen_logp, [batch, children])],
+        "num": state["num"] + children,
+        "location_probs": state["location_probs"] + [
+            tf.reshape(tf.exp(log_probs), [batch, regions, n2])],
+        "location_indices": state["location_indices"] + [
+            tf.reshape(idx, [batch, regions, k])]}
+
+  def readout(self, state: dict, training=None, valid=None) -> dict:
+    """Positional encoding, averaging (or weighting) and classification of
+    every feature vector so far: the output record of ``call``. ``valid``
+    ``[N]`` (1 or 0) leaves feature vectors out of the average (weight 0)."""
+    training = bool(training)
+    batch, num = state["batch"], state["num"]
     # [B, N, D] in level order
     dim = self.feature_extraction.feature_dim
     features = tf.concat(
-        [tf.reshape(f, [batch, -1, dim]) for f in all_v], axis=1)
-    positions = tf.concat(all_pos, axis=1)
+        [tf.reshape(f, [batch, -1, dim]) for f in state["all_v"]], axis=1)
+    positions = tf.concat(state["all_pos"], axis=1)
     features = self.positional_module(
         [tf.reshape(features, [-1, dim]), tf.reshape(positions, [-1, 3])])
-    num = sum(features_per_level(locations))
     features = tf.reshape(features, [batch, num, dim])
     if self.feature_weighting is not None:
-      weights = self.feature_weighting(features)
-    else:
+      weights = self.feature_weighting(features, valid=valid)
+    elif valid is None:
       weights = tf.fill([batch, num], 1.0 / tf.cast(num, tf.float32))
+    else:
+      valid = tf.cast(valid, tf.float32)
+      weights = tf.tile(tf.expand_dims(valid / tf.reduce_sum(valid), 0),
+                        [batch, 1])
     # expand_dims, not [..., None]: the TFLite converter has a builtin for it
     scale = tf.expand_dims(tf.cast(weights, features.dtype), -1)
     embedding = tf.reduce_sum(features * scale, axis=1)
     logits = self.classification_module(embedding, training=training)
     feature_logits = self.classification_module(features, training=training)
-    boxes = tf.concat(all_boxes, axis=1)
+    boxes = tf.concat(state["all_boxes"], axis=1)
+    images = state["images"]
     return {
         "logits": logits,
         "feature_logits": feature_logits,
         "feature_weights": weights,
         "embedding": tf.cast(embedding, tf.float32),
         "boxes": grid.to_pixels(boxes, tf.shape(images)[1:3]),
-        "levels": tf.concat(all_levels, axis=0) + 1,
+        "levels": tf.concat(state["all_levels"], axis=0) + 1,
         "positions": positions,
-        "location_log_probs": (tf.concat(all_logp, axis=1) if all_logp
+        "location_log_probs": (tf.concat(state["all_logp"], axis=1)
+                               if state["all_logp"]
                                else tf.zeros([batch, 0])),
-        "location_probs": probs_per_level,
-        "location_indices": indices_per_level,
+        "location_probs": state["location_probs"],
+        "location_indices": state["location_indices"],
     }
 
   # ---------------------------------------------------------------- training

@@ -6,11 +6,22 @@ uint8 images ``[B, H, W, C]`` (``H, W`` fixed per file) and, unless built for
 fixed locations, the locations per level as int32 ``[levels - 1]`` (0 = stop
 there), and returns ``probabilities`` ``[B, num_classes]``.
 
+The graph is one straight subgraph, each level's work in it once: no
+branches (TFLite's ``IF`` passes constants into a branch as operands, so a
+branch per level held the weights a second time, float). A level with 0
+locations cannot run on empty tensors (TFLite kernels crash on them): it and
+the levels after it attend one cell per region whose features get weight 0
+— the same probabilities, for one extra crop per image and level.
+
 ``tf.image.crop_and_resize`` is not a TFLite builtin: with ``crop="select"``
 it becomes a Flex (select TF ops) op, which the TF 2.21 and LiteRT Python
 interpreters cannot run; ``crop="builtin"`` (the default) traces the model
-with ``crop_and_resize`` below, the same bilinear sampling written with
-gathers and arithmetic.
+with ``BuiltinSampling``: ``crop_and_resize`` below, the same bilinear
+sampling written with gathers and arithmetic, and level 1 as one
+``RESIZE_BILINEAR``.
+
+int8 files keep TNet's geometry float (``float_nodes``) and all files drop
+their internal tensor names (``strip_names``).
 """
 from __future__ import annotations
 
@@ -18,26 +29,30 @@ import contextlib
 import io
 import zipfile
 from typing import Callable, Iterable, Optional, Sequence
-from unittest import mock
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 # int8 with a denylist of ops is not in the public converter API (TF 2.21)
 from tensorflow.lite.python import convert as lite_convert
+from tensorflow.lite.python import schema_py_generated as schema
 
+from tnet_tf import model as model_lib
+from tnet_tf.layers import precision
 from tnet_tf.model import total_locations
 
 CROPS = ("builtin", "select")
 QUANTIZATIONS = ("float", "int8")
-# Kept float in int8 models. The arithmetic carries the box geometry
-# (coordinates up to the image size, sampling positions, 1/N feature
-# weights), which int8 shifts by whole pixels (-7 points at 12 locations on
-# the synthetic benchmark); the normalised location scores feed top-k, where
-# int8 ties pick other cells. Convolutions, dense layers, activations,
-# pooling and the class softmax run in int8.
-FLOAT_OPS = ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "L2_NORMALIZATION",
-             "LOG_SOFTMAX")
+# float_nodes — what stays float in int8 models: TNet's glue outside its learned modules
+# whole — box geometry (coordinates up to the image size), the crop's
+# sampling positions, the 1/N feature weights — and, inside the modules,
+# what they build under ``layers.precision.keep_float()`` (sinusoids of
+# positions, the normalised location scores that feed top-k). int8
+# geometry shifts crops by whole pixels (-7 points at 12 locations on the
+# synthetic benchmark); int8 scores tie and pick other cells. The backbone,
+# the classifier and the modules' convolutions, dense layers and activations
+# run in int8.
 
 
 def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
@@ -53,50 +68,70 @@ def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
   crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
   shape = tf.shape(images)
   height, width, channels = shape[1], shape[2], shape[3]
-  y0, x0, y1, x1 = tf.unstack(tf.cast(boxes, tf.float32), axis=-1)
+  boxes = tf.cast(boxes, tf.float32)
+  # new axes by reshape: a [:, None] slice is two TFLite ops, this is one
 
   def sample_points(start, end, size, steps):
     # [M, steps] input coordinates of the output pixels along one axis
     span = tf.cast(size - 1, tf.float32)
     if steps == 1:
-      return (0.5 * (start + end) * span)[:, None]
+      return tf.reshape(0.5 * (start + end) * span, [-1, 1])
     scale = (end - start) * span / (steps - 1)
-    return (start * span)[:, None] + (
-        tf.range(steps, dtype=tf.float32)[None, :] * scale[:, None])
+    return tf.reshape(start * span, [-1, 1]) + (
+        tf.range(steps, dtype=tf.float32)[None, :] * tf.reshape(scale,
+                                                                [-1, 1]))
 
-  ys = sample_points(y0, y1, height, crop_h)
-  xs = sample_points(x0, x1, width, crop_w)
+  ys = sample_points(boxes[:, 0], boxes[:, 2], height, crop_h)
+  xs = sample_points(boxes[:, 1], boxes[:, 3], width, crop_w)
   top, left = tf.floor(ys), tf.floor(xs)
-  y_lerp = (ys - top)[:, :, None, None]
-  x_lerp = (xs - left)[:, None, :, None]
-  top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
-  bottom = tf.cast(tf.math.ceil(ys), tf.int32)
-  right = tf.cast(tf.math.ceil(xs), tf.int32)
+  y_lerp = tf.reshape(ys - top, [-1, crop_h, 1, 1])
+  x_lerp = tf.reshape(xs - left, [-1, 1, crop_w, 1])
   pixels = tf.reshape(images, [-1, channels])
-  first = tf.cast(box_indices, tf.int32) * height * width  # [M]
+  first = tf.reshape(tf.cast(box_indices, tf.int32) * height * width,
+                     [-1, 1])
+
+  def row_starts(rows):  # [M, h, 1] flat index of each sampled row
+    return tf.reshape(first + tf.cast(rows, tf.int32) * width,
+                      [-1, crop_h, 1])
+
+  def columns(cols):  # [M, 1, w]
+    return tf.reshape(tf.cast(cols, tf.int32), [-1, 1, crop_w])
 
   def corner(rows, cols):  # [M, h, w, C]
-    index = (first[:, None, None] + rows[:, :, None] * width +
-             cols[:, None, :])
-    return tf.cast(tf.gather(pixels, index), tf.float32)
+    return tf.cast(tf.gather(pixels, rows + cols), tf.float32)
 
-  upper_left, upper_right = corner(top, left), corner(top, right)
-  lower_left, lower_right = corner(bottom, left), corner(bottom, right)
+  upper, lower = row_starts(top), row_starts(tf.math.ceil(ys))
+  left, right = columns(left), columns(tf.math.ceil(xs))
+  upper_left, upper_right = corner(upper, left), corner(upper, right)
+  lower_left, lower_right = corner(lower, left), corner(lower, right)
   upper = upper_left + (upper_right - upper_left) * x_lerp
   lower = lower_left + (lower_right - lower_left) * x_lerp
   return upper + (lower - upper) * y_lerp
 
 
+class BuiltinSampling(model_lib.Sampling):
+  """TNet's sampling with TFLite builtin ops only."""
+
+  crop_and_resize = staticmethod(crop_and_resize)
+
+  @staticmethod
+  def whole(images, size):
+    # TFLite's RESIZE_BILINEAR keeps its input type: resize float pixels
+    return model_lib.Sampling.whole(tf.cast(images, tf.float32), size)
+
+
 @contextlib.contextmanager
-def _crops(crop: str):
+def _sampling(model: keras.Model, crop: str):
   """Traces TNet with the chosen crop implementation."""
   if crop not in CROPS:
     raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
-  if crop == "select":
+  saved = model.sampling
+  model.sampling = (BuiltinSampling() if crop == "builtin" else
+                    model_lib.Sampling())
+  try:
     yield
-    return
-  with mock.patch.object(tf.image, "crop_and_resize", crop_and_resize):
-    yield
+  finally:
+    model.sampling = saved
 
 
 def _probabilities(model: keras.Model, images: tf.Tensor,
@@ -124,16 +159,19 @@ def serving_function(model: keras.Model, input_hw: Sequence[int],
   counts = tf.TensorSpec([levels - 1], tf.int32, name="locations")
 
   def fn(x, k):
-    # TFLite kernels crash on empty tensors (top-k with k = 0, a
-    # convolution of 0 crops), so a level with 0 locations must not run:
-    # descend one level at a time while the next count is positive.
-    def from_level(used):
-      if used == levels - 1:
-        return _probabilities(model, x, k)
-      return tf.cond(k[used] > 0, lambda: from_level(used + 1),
-                     lambda: _probabilities(model, x, k[:used] if used
-                                            else ()))
-    return {"probabilities": from_level(0)}
+    k = model._check_location_tensor(k)  # pylint: disable=protected-access
+    # one straight graph (module docstring): from the first level with 0
+    # locations on, 1 cell per region, features weighted 0
+    state = model.start(x)
+    valid = [tf.ones([1])]
+    active = tf.constant(True)
+    for count in k:
+      active = tf.logical_and(active, count > 0)
+      state = model.descend(state, tf.where(active, count, 1))
+      valid.append(tf.fill([state["regions"]], tf.cast(active, tf.float32)))
+    logits = model.readout(state, training=False,
+                           valid=tf.concat(valid, 0))["logits"]
+    return {"probabilities": tf.nn.softmax(logits)}
   return tf.function(fn, input_signature=[images, counts])
 
 
@@ -156,14 +194,15 @@ def representative_data(images: Iterable[np.ndarray],
 def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
             locations: Optional[Sequence[int]] = None, crop: str = "builtin",
             quantization: str = "float",
-            representative: Optional[Callable[[], Iterable[list]]] = None
-            ) -> bytes:
+            representative: Optional[Callable[[], Iterable[list]]] = None,
+            strip: bool = True) -> bytes:
   """The TFLite flatbuffer of ``model`` for inputs of ``input_hw``.
 
   ``quantization="int8"`` quantizes weights and activations to int8 with
-  the ``representative`` inputs, except ``FLOAT_OPS`` and ops without an
-  int8 kernel; a model trained with fake quantization (QAT) keeps its
-  learned ranges.
+  the ``representative`` inputs, except what must stay float (see the
+  comment on ``float_nodes``) and ops without an int8 kernel; a model
+  trained with fake quantization (QAT) keeps its learned ranges. ``strip``
+  drops the internal tensor names (``strip_names``).
   """
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got "
@@ -171,10 +210,15 @@ def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
   if quantization == "int8" and representative is None:
     raise ValueError("int8 quantization needs representative inputs")
   fn = serving_function(model, input_hw, channels, locations)
-  with _crops(crop):
+  with _sampling(model, crop):
     concrete = fn.get_concrete_function()
+  # The converter saves the function with what it captures to keep its
+  # signature; the variables alone suffice (and TNet's steps never go
+  # through Keras' __call__, which saving a Keras model would want).
+  holder = tf.Module()
+  holder.weights = list(model.variables)
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
-                                                              model)
+                                                              holder)
   ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization == "int8":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -184,11 +228,74 @@ def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
     ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
   converter.target_spec.supported_ops = ops
   if quantization == "float":
-    return converter.convert()
-  # calibrate, then quantize with the denylist
-  converter._experimental_calibrate_only = True  # pylint: disable=W0212
-  return lite_convert.mlir_quantize(converter.convert(),
-                                    denylisted_ops=list(FLOAT_OPS))
+    data = converter.convert()
+  else:  # calibrate, then quantize all but the geometry
+    converter._experimental_calibrate_only = True  # pylint: disable=W0212
+    calibrated = converter.convert()
+    modules = [layer.name for layer in model.layers]
+    data = lite_convert.mlir_quantize(
+        calibrated, denylisted_nodes=float_nodes(calibrated, modules))
+  return strip_names(data) if strip else data
+
+
+def float_nodes(data: bytes, modules: Sequence[str]) -> list[str]:
+  """Names of the ops of ``data`` to keep float: those outside the name
+  scopes ``modules`` and those under ``keep_float()``. (The converter
+  matches single names: an op fused from several, named "a;b", cannot be
+  kept float this way; TNet's float arithmetic avoids multi-output ops.)"""
+  model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+  modules = set(modules)
+  found = []
+  for graph in model.subgraphs:
+    for op in graph.operators:
+      name = graph.tensors[op.outputs[0]].name.decode()
+      scopes = set(name.split("/")[:-1])
+      if precision.KEEP_FLOAT in scopes or not scopes & modules:
+        found.append(name)
+  return found
+
+
+class _AlignedBuffer(schema.BufferT):
+  """A buffer packed with its bytes on a 16-byte boundary, as the converter
+  writes them (kernels may read weights with aligned vector loads)."""
+
+  def Pack(self, builder):  # pylint: disable=invalid-name
+    data = None
+    if self.data is not None:
+      payload = np.asarray(self.data, np.uint8).tobytes()
+      builder.StartVector(1, len(payload), 16)
+      builder.head -= len(payload)
+      builder.Bytes[builder.head:builder.head + len(payload)] = payload
+      builder.vectorNumElems = len(payload)
+      data = builder.EndVector()
+    schema.BufferStart(builder)
+    if data is not None:
+      schema.BufferAddData(builder, data)
+    schema.BufferAddOffset(builder, self.offset)
+    schema.BufferAddSize(builder, self.size)
+    return schema.BufferEnd(builder)
+
+
+def strip_names(data: bytes) -> bytes:
+  """``data`` without the names of its internal tensors (debugging names,
+  ~5% of a small model's zipped file). Inputs, outputs, the signature and
+  the metadata keep theirs; the ops and weights are untouched."""
+  model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+  for graph in model.subgraphs:
+    keep = {int(i) for part in (graph.inputs, graph.outputs)
+            if part is not None for i in part}
+    for index, tensor in enumerate(graph.tensors):
+      if index not in keep:
+        tensor.name = None
+  aligned = []
+  for buffer in model.buffers:
+    copy = _AlignedBuffer()
+    copy.data, copy.offset, copy.size = buffer.data, buffer.offset, buffer.size
+    aligned.append(copy)
+  model.buffers = aligned
+  builder = flatbuffers.Builder(len(data))
+  builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+  return bytes(builder.Output())
 
 
 def zipped_bytes(data: bytes) -> int:

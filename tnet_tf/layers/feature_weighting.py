@@ -4,6 +4,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from tnet_tf.layers import precision
+
 
 class FeatureWeightingModule(keras.layers.Layer):
   """Weights of the ``N`` feature vectors of an image, summing to one.
@@ -29,11 +31,23 @@ class FeatureWeightingModule(keras.layers.Layer):
     self.score.build([None, dim])
     super().build(input_shape)
 
-  def call(self, features):
-    # features: [B, N, D] -> weights [B, N]
-    gate = self.excite(self.squeeze(tf.reduce_mean(features, axis=1)))
+  def call(self, features, valid=None):
+    """features ``[B, N, D]`` → weights ``[B, N]``. ``valid`` ``[N]`` (1 or
+    0) leaves features out: they get weight 0 and do not enter the mean."""
+    if valid is None:
+      mean = tf.reduce_mean(features, axis=1)
+    else:
+      with precision.keep_float():
+        keep = tf.cast(valid, features.dtype)
+        mean = (tf.reduce_sum(features * tf.reshape(keep, [1, -1, 1]), axis=1) /
+                tf.reduce_sum(keep))
+    gate = self.excite(self.squeeze(mean))
     scores = tf.squeeze(self.score(features * gate[:, None, :]), -1)
-    return tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1)
+    with precision.keep_float():
+      scores = tf.cast(scores, tf.float32)
+      if valid is not None:  # exp(-1e9) is exactly 0 in float32
+        scores += (tf.cast(valid, tf.float32) - 1.0) * 1e9
+      return tf.nn.softmax(scores, axis=-1)
 
   def get_config(self):
     return {**super().get_config(), "se_ratio": self.se_ratio}

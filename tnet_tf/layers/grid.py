@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 
+
 def cell_boxes(grid_size: int, cell_fraction: float) -> np.ndarray:
   """Cells of an ``n×n`` grid as fractions of their parent, row-major.
 
@@ -47,11 +48,11 @@ def child_boxes(parent_boxes: tf.Tensor, cells: tf.Tensor) -> tf.Tensor:
   Returns:
     The cells in the parents' frame, shape of the broadcast.
   """
-  y0, x0, y1, x1 = tf.unstack(parent_boxes, axis=-1)
-  cy0, cx0, cy1, cx1 = tf.unstack(cells, axis=-1)
-  h, w = y1 - y0, x1 - x0
-  return tf.stack([y0 + cy0 * h, x0 + cx0 * w, y0 + cy1 * h, x0 + cx1 * w],
-                  axis=-1)
+  # (y, x) pairs at once: fewer ops in a TFLite graph
+  start = parent_boxes[..., :2]
+  size = parent_boxes[..., 2:] - start
+  return tf.concat([start + cells[..., :2] * size,
+                    start + cells[..., 2:] * size], axis=-1)
 
 
 def to_pixels(boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.Tensor:
@@ -69,15 +70,11 @@ def crop_boxes(boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.Tensor:
   ``a + h - 1``, so a cell of exactly ``r`` pixels resized to ``r`` is the
   slice itself, and no sample ever falls outside the image.
   """
-  hw = tf.cast(image_hw, boxes.dtype)
-  h, w = hw[0], hw[1]
-  y0, x0, y1, x1 = tf.unstack(boxes, axis=-1)
-  den_y = tf.maximum(h - 1.0, 1.0)
-  den_x = tf.maximum(w - 1.0, 1.0)
-  return tf.stack([
-      y0 * h / den_y, x0 * w / den_x,
-      tf.maximum(y1 * h - 1.0, y0 * h) / den_y,
-      tf.maximum(x1 * w - 1.0, x0 * w) / den_x], axis=-1)
+  hw = tf.cast(image_hw, boxes.dtype)  # (y, x) pairs at once
+  den = tf.maximum(hw - 1.0, 1.0)
+  start = boxes[..., :2] * hw
+  end = tf.maximum(boxes[..., 2:] * hw - 1.0, start)
+  return tf.concat([start / den, end / den], axis=-1)
 
 
 def cell_sizes(input_hw: Sequence[int], cell_fraction: float,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from tnet_tf.layers import precision
+
 
 class MeshGridCoordinates(keras.layers.Layer):
   """Appends row and column coordinates (linspace −1..1) as 2 channels.
@@ -94,7 +96,8 @@ class LocationModule(keras.layers.Layer):
       x = self.coordinates(x * gate[:, None, None, :])
     logits = self.output_conv(self.fuse(x))  # [M, n, n, 1]
     logits = tf.reshape(tf.cast(logits, tf.float32), [tf.shape(logits)[0], -1])
-    return tf.math.l2_normalize(logits, axis=-1)
+    with precision.keep_float():
+      return tf.math.l2_normalize(logits, axis=-1)
 
   def get_config(self):
     return {**super().get_config(), "variant": self.variant,

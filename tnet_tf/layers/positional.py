@@ -5,6 +5,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tnet_tf.layers import precision
+
 
 def child_positions(parent: tf.Tensor, cell_index: tf.Tensor,
                     grid_size: int) -> tf.Tensor:
@@ -19,9 +21,9 @@ def child_positions(parent: tf.Tensor, cell_index: tf.Tensor,
   cell_index = tf.cast(cell_index, parent.dtype)
   i = tf.math.floordiv(cell_index, float(grid_size))
   j = cell_index - i * grid_size
-  y, x, s = tf.unstack(parent, axis=-1)
-  y, x = y * grid_size + i, x * grid_size + j
-  return tf.stack([y, x, s + 1.0 + tf.zeros_like(y)], axis=-1)
+  yx = parent[..., :2] * grid_size + tf.stack([i, j], axis=-1)
+  scale = parent[..., 2:] + 1.0 + tf.zeros_like(yx[..., :1])
+  return tf.concat([yx, scale], axis=-1)
 
 
 def sinusoidal_frequencies(dim: int) -> np.ndarray:
@@ -81,7 +83,9 @@ class PositionalEncodingModule(keras.layers.Layer):
 
   def call(self, inputs):
     features, triplets = inputs  # [M, D], [M, 3]
-    enc = sinusoidal_encoding(tf.cast(triplets, tf.float32), self.encoding_dim)
+    with precision.keep_float():
+      enc = sinusoidal_encoding(tf.cast(triplets, tf.float32),
+                                self.encoding_dim)
     enc = tf.cast(enc, features.dtype)
     if self.variant == "concat":
       return self.dense(tf.concat([features, enc], axis=-1))
