@@ -116,6 +116,32 @@ def test_int8_methods_convert_and_run(method):
   _interpreter_runs(data, model)
 
 
+def test_batch_norms_fold_into_their_convolutions(rng):
+  # a Conv2D -> BN, a DepthwiseConv2D (multiplier 2) -> BN, and a BN whose
+  # convolution feeds something else too (kept as it is)
+  inputs = keras.Input([9, 9, 3])
+  x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+  x = keras.layers.BatchNormalization(name="bn")(x)
+  x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)
+  x = keras.layers.BatchNormalization(name="dw_bn")(x)
+  y = keras.layers.Conv2D(8, 1, name="shared")(x)
+  z = keras.layers.BatchNormalization(name="kept_bn")(y)
+  functional = keras.Model(inputs, keras.layers.Add()([y, z]))
+  for layer in functional.layers:  # non-trivial statistics
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.set_weights([rng.uniform(0.5, 2, w.shape).astype(np.float32)
+                         if i in (0, 3) else
+                         rng.normal(size=w.shape).astype(np.float32)
+                         for i, w in enumerate(layer.get_weights())])
+  folded = compress.fold_batch_norms(functional)
+  kinds = {layer.name: type(layer).__name__ for layer in folded.layers}
+  assert kinds["bn"] == kinds["dw_bn"] == "Identity"
+  assert kinds["kept_bn"] == "BatchNormalization"
+  images = rng.normal(size=(2, 9, 9, 3)).astype(np.float32)
+  np.testing.assert_allclose(folded(images, training=False),
+                             functional(images, training=False), atol=1e-4)
+
+
 def test_qat_wraps_an_activation_tfmot_cannot_with_its_own_config():
   # the BagNet location module's convs use leaky ReLU
   model = TNet(MODEL.replace(location_variant="bagnet"))

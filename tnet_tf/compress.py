@@ -293,13 +293,62 @@ class OutputQuantizeConfig(_quantize.QuantizeConfig):
     return {}
 
 
+def fold_batch_norms(functional: keras.Model) -> keras.Model:
+  """A copy of ``functional`` with every BatchNormalization that alone reads
+  a Conv2D / DepthwiseConv2D folded into that convolution's kernel and bias
+  (the BN becomes an ``Identity``): the op TFLite runs. Without it, fake
+  quantization sits between the convolution and its BN, and the int8 file
+  applies that range to the folded output (QAT: 80.8% in Keras, 73.0% in
+  TFLite at 12 locations on the synthetic benchmark)."""
+  convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+  pairs = {}  # convolution name -> its BatchNormalization
+  for layer in functional.layers:
+    if not isinstance(layer, keras.layers.BatchNormalization):
+      continue
+    source = layer.input._keras_history.layer  # pylint: disable=W0212
+    axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+    if (isinstance(source, convs) and axis in (-1, 3) and
+        len(source._outbound_nodes) == 1):  # pylint: disable=W0212
+      pairs[source.name] = layer
+  if not pairs:
+    return functional
+  folded_bns = {bn.name for bn in pairs.values()}
+
+  def clone(layer):
+    if layer.name in folded_bns:
+      return keras.layers.Identity(name=layer.name)
+    if layer.name in pairs:
+      return type(layer).from_config({**layer.get_config(),
+                                      "use_bias": True})
+    return layer
+  copy = keras.models.clone_model(functional, clone_function=clone)
+  for name, bn in pairs.items():
+    conv = functional.get_layer(name)
+    scale = 1.0 / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    if bn.scale:
+      scale = scale * bn.gamma.numpy()
+    bias = conv.bias.numpy() if conv.use_bias else 0.0
+    bias = (bias - bn.moving_mean.numpy()) * scale
+    if bn.center:
+      bias = bias + bn.beta.numpy()
+    if isinstance(conv, keras.layers.DepthwiseConv2D):
+      # output channel i·multiplier + m: scale as [in, multiplier]
+      kernel = conv.depthwise_kernel.numpy()
+      kernel = kernel * scale.reshape(kernel.shape[2:])
+    else:
+      kernel = conv.kernel.numpy() * scale
+    copy.get_layer(name).set_weights([kernel, bias])
+  return copy
+
+
 def add_quantization(model: TNet) -> None:
   """Fake quantization of every layer tfmot's 8-bit scheme supports.
 
-  The backbone is annotated layer by layer and ``quantize_apply``-ed (so
-  Conv2D + BatchNormalization are quantized as the one op TFLite fuses them
-  into); layers it cannot quantize (Rescaling, ...) stay float. The modules' Conv2D / Dense are
-  wrapped with the scheme's config, or ``OutputQuantizeConfig``.
+  The backbone's BatchNormalizations are folded into their convolutions
+  (``fold_batch_norms``), then it is annotated layer by layer and
+  ``quantize_apply``-ed; layers tfmot cannot quantize (Rescaling, ...) stay
+  float. The modules' Conv2D / Dense are wrapped with the scheme's config,
+  or ``OutputQuantizeConfig``.
   """
   registry = (_quantize.default_8bit.Default8BitQuantizeScheme()
               .get_quantize_registry())
@@ -310,7 +359,7 @@ def add_quantization(model: TNet) -> None:
     return layer
 
   def quantize_backbone(functional: keras.Model) -> keras.Model:
-    annotated = keras.models.clone_model(functional,
+    annotated = keras.models.clone_model(fold_batch_norms(functional),
                                          clone_function=annotate)
     with _quantize.quantize_scope():
       return _quantize.quantize_apply(annotated)
