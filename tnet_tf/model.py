@@ -302,8 +302,8 @@ class TNet(keras.Model):
               tuple(new[key][-1] for key in self._LEVEL_KEYS))
 
     def skip():
-      return (tf.zeros([], tf.int32), state["f_map"][:0], state["boxes"][:, :0],
-              state["pos"][:, :0],
+      return (tf.zeros([], tf.int32), state["f_map"][:0],
+              state["boxes"][:, :0], state["pos"][:, :0],
               (state["all_v"][-1][:0], state["boxes"][:, :0],
                state["pos"][:, :0], tf.zeros([0], tf.int32),
                tf.zeros([batch, 0]), tf.zeros([batch, regions, n2]),
@@ -317,9 +317,8 @@ class TNet(keras.Model):
                for key, value in zip(self._LEVEL_KEYS, level)}}
 
   # The traversal one level at a time: ``call`` is ``start``, one ``descend``
-  # per level with locations, then ``readout``. Serving graphs use the steps
-  # directly to branch on a level's location count without repeating the
-  # levels before it (``tnet_tf.tflite``).
+  # per level with locations, then ``readout``. Other graphs can compose the
+  # steps differently (``tnet_tf.tflite`` masks levels instead of skipping).
   def start(self, images, training=None) -> dict:
     """Level 1 on the whole image: the traversal state after one level."""
     images = self._check_images(images)

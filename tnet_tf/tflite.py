@@ -44,17 +44,6 @@ from tnet_tf.model import total_locations
 
 CROPS = ("builtin", "select")
 QUANTIZATIONS = ("float", "int8")
-# float_nodes — what stays float in int8 models: TNet's glue outside its learned modules
-# whole — box geometry (coordinates up to the image size), the crop's
-# sampling positions, the 1/N feature weights — and, inside the modules,
-# what they build under ``layers.precision.keep_float()`` (sinusoids of
-# positions, the normalised location scores that feed top-k). int8
-# geometry shifts crops by whole pixels (-7 points at 12 locations on the
-# synthetic benchmark); int8 scores tie and pick other cells. The backbone,
-# the classifier and the modules' convolutions, dense layers and activations
-# run in int8.
-
-
 def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
                     box_indices: tf.Tensor, crop_size: Sequence[int],
                     **unused) -> tf.Tensor:
@@ -200,7 +189,7 @@ def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
 
   ``quantization="int8"`` quantizes weights and activations to int8 with
   the ``representative`` inputs, except what must stay float (see the
-  comment on ``float_nodes``) and ops without an int8 kernel; a model
+  comment above ``float_nodes``) and ops without an int8 kernel; a model
   trained with fake quantization (QAT) keeps its learned ranges. ``strip``
   drops the internal tensor names (``strip_names``).
   """
@@ -238,6 +227,15 @@ def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
   return strip_names(data) if strip else data
 
 
+# What stays float in int8 models: TNet's glue outside its
+# learned modules whole — box geometry (coordinates up to the image size),
+# the crop's sampling positions, the 1/N feature weights — and, inside the
+# modules, what they build under ``layers.precision.keep_float()``
+# (sinusoids of positions, the normalised location scores that feed top-k).
+# int8 geometry shifts crops by whole pixels (-7 points at 12 locations on
+# the synthetic benchmark); int8 scores tie and pick other cells. The
+# backbone, the classifier and the modules' convolutions, dense layers and
+# activations run in int8.
 def float_nodes(data: bytes, modules: Sequence[str]) -> list[str]:
   """Names of the ops of ``data`` to keep float: those outside the name
   scopes ``modules`` and those under ``keep_float()``. (The converter
