@@ -23,7 +23,6 @@ and in the SavedModel.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -385,24 +384,6 @@ def nonzero_parameters(model: keras.Model) -> int:
 
 
 # ------------------------------------------------------------ the methods
-@contextlib.contextmanager
-def _runner_builds(prepare: Callable[[keras.Model, TrainConfig], None]):
-  """``runner.train_and_evaluate`` builds its model as usual, then calls
-  ``prepare(model, train_cfg)`` on it before checkpoints are set up."""
-  build_model = runner.build_model
-
-  def build(kind, model_cfg, loss_cfg, train_cfg):
-    model = build_model(kind, model_cfg, loss_cfg, train_cfg)
-    prepare(model, train_cfg)
-    return model
-
-  runner.build_model = build
-  try:
-    yield
-  finally:
-    runner.build_model = build_model
-
-
 def _channels(data_cfg: DataConfig) -> int:
   image, _ = next(iter(data_lib.build(data_cfg.eval_split, data_cfg)))
   return int(image.shape[-1])
@@ -447,11 +428,10 @@ def compress(method: str, model_cfg: ModelConfig,
       else:
         add_pruning(model, method, options, tcfg.train_steps)
 
-    with _runner_builds(prepare):
-      summary, model = runner.train_and_evaluate(
-          "tnet", model_cfg, loss_cfg,
-          dataclasses.replace(train_cfg, init_checkpoint=None), data_cfg,
-          eval_examples)
+    summary, model = runner.train_and_evaluate(
+        "tnet", model_cfg, loss_cfg,
+        dataclasses.replace(train_cfg, init_checkpoint=None), data_cfg,
+        eval_examples, prepare=prepare)
     if method != "qat_int8":
       strip_pruning(model)
       tf.train.Checkpoint(model=model).write(

@@ -16,7 +16,7 @@ import platform
 import shutil
 import tempfile
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -425,12 +425,17 @@ def _gradients(model, batch, strategy):
 def train_and_evaluate(kind: str, model_cfg: ModelConfig,
                        loss_cfg: losses.LossConfig, train_cfg: TrainConfig,
                        data_cfg: DataConfig, eval_examples: int = 0,
-                       mode: str = "train") -> tuple[dict, keras.Model]:
+                       mode: str = "train",
+                       prepare: Optional[Callable[[keras.Model, TrainConfig],
+                                                  None]] = None
+                       ) -> tuple[dict, keras.Model]:
   """Trains (resuming if possible), evaluates, writes the run summary.
 
   ``mode="eval"`` only evaluates the latest checkpoint of the run directory
   and writes ``eval_<split>.json`` instead of ``summary.json``.
-  Returns the summary and the model.
+  ``prepare(model, train_cfg)`` runs on the built and compiled model, in the
+  strategy's scope, before checkpoints are set up (``tnet_tf.compress``
+  loads weights and wraps layers there). Returns the summary and the model.
   """
   keras.utils.set_random_seed(train_cfg.seed)
   if train_cfg.deterministic:
@@ -453,6 +458,8 @@ def train_and_evaluate(kind: str, model_cfg: ModelConfig,
 
   with strategy.scope():
     model = build_model(kind, model_cfg, loss_cfg, train_cfg)
+    if prepare is not None:
+      prepare(model, train_cfg)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     ckpt_objects = {"model": model, "optimizer": model.optimizer,
                     "step": step_var}
