@@ -44,6 +44,8 @@ from tnet_tf.model import total_locations
 
 CROPS = ("builtin", "select")
 QUANTIZATIONS = ("float", "int8")
+
+
 def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
                     box_indices: tf.Tensor, crop_size: Sequence[int],
                     **unused) -> tf.Tensor:
@@ -279,6 +281,8 @@ def strip_names(data: bytes) -> bytes:
   ~5% of a small model's zipped file). Inputs, outputs, the signature and
   the metadata keep theirs; the ops and weights are untouched."""
   model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+  if any(buffer.offset > 1 for buffer in model.buffers):
+    return data  # weights stored after the flatbuffer (> 2 GB): keep as is
   for graph in model.subgraphs:
     keep = {int(i) for part in (graph.inputs, graph.outputs)
             if part is not None for i in part}

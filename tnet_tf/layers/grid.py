@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 
-
 def cell_boxes(grid_size: int, cell_fraction: float) -> np.ndarray:
   """Cells of an ``n×n`` grid as fractions of their parent, row-major.
 

@@ -14,4 +14,3 @@ KEEP_FLOAT = "keep_float"
 def keep_float():
   """Name scope of ops that int8 conversion keeps float."""
   return tf.name_scope(KEEP_FLOAT)
-
