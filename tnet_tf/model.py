@@ -310,9 +310,8 @@ class TNet(keras.Model):
                tf.zeros([batch, regions, 0], tf.int32)))
 
     children, f_map, boxes, pos, level = tf.cond(active, run, skip)
-    return {**state, "regions": children, "level": state["level"] + 1,
-            "f_map": f_map, "boxes": boxes, "pos": pos,
-            "num": state["num"] + children,
+    return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
+            "pos": pos, "num": state["num"] + children,
             **{key: state[key] + [value]
                for key, value in zip(self._LEVEL_KEYS, level)}}
 
@@ -326,7 +325,7 @@ class TNet(keras.Model):
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
     f_map, v = self._extract(images, None, None, bool(training))
-    return {"images": images, "batch": batch, "regions": 1, "level": 1,
+    return {"images": images, "batch": batch, "regions": 1,
             "f_map": f_map, "boxes": boxes, "pos": pos,
             "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
@@ -358,14 +357,14 @@ class TNet(keras.Model):
     box_image = tf.repeat(tf.range(batch), children)
     f_map, v = self._extract(state["images"], tf.reshape(boxes, [-1, 4]),
                              box_image, training)
-    level = state["level"] + 1
+    depth = len(state["all_v"])  # levels so far; the new one is depth + 1
     return {
-        **state, "regions": children, "level": level, "f_map": f_map,
+        **state, "regions": children, "f_map": f_map,
         "boxes": boxes, "pos": pos,
         "all_v": state["all_v"] + [v],
         "all_boxes": state["all_boxes"] + [boxes],
         "all_pos": state["all_pos"] + [pos],
-        "all_levels": state["all_levels"] + [tf.fill([children], level - 1)],
+        "all_levels": state["all_levels"] + [tf.fill([children], depth)],
         "all_logp": state["all_logp"] + [
             tf.reshape(chosen_logp, [batch, children])],
         "num": state["num"] + children,
