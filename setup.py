@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "importlib_resources==7.1.0",
     # tnet_tf.tflite rewrites .tflite files with it (TensorFlow's own dep)
     "flatbuffers==25.12.19",
+    # the TFLite runtime (tf.lite.Interpreter is deprecated in TF 2.21)
+    "ai-edge-litert==2.3.0",
     "absl-py==1.4.0",
     "numpy==2.4.6",
     "scikit-learn==1.9.1",

@@ -36,9 +36,10 @@ from tnet_tf import baselines  # noqa: E402
 from tnet_tf import profile  # noqa: E402
 from tnet_tf.config import ModelConfig, preset  # noqa: E402
 from tnet_tf.layers import grid  # noqa: E402
-from tnet_tf.model import features_per_level  # noqa: E402
+from tnet_tf.inputs import features_per_level  # noqa: E402
 from tnet_tf.model import TNet  # noqa: E402
-from tnet_tf.model import total_locations  # noqa: E402
+from tnet_tf.inputs import total_locations  # noqa: E402
+from tnet_tf import tasks  # noqa: E402
 
 # family -> (inference preset and overrides: 3 levels; training preset: the
 # 2-level model; full-image baseline backbone)
@@ -260,13 +261,10 @@ def train_throughput(family: str, size: int, batch: int, warmup: int,
                      repeats: int) -> dict:
   """Images/s of ``train_step`` (via ``make_train_function``), interleaved."""
   cfg = model_config(family, training=True)
-  tnet = TNet(cfg)
+  tnet = tasks.create("tnet", cfg)
   tnet.compile(keras.optimizers.Adam(1e-3))
-  baseline = build_baseline(family, cfg)
-  baseline.compile(
-      keras.optimizers.Adam(1e-3),
-      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      metrics=[keras.metrics.SparseCategoricalAccuracy("top1")])
+  baseline = tasks.create("baseline", tasks.model_config_for("baseline", cfg))
+  baseline.compile(keras.optimizers.Adam(1e-3))
   rng = np.random.default_rng(1)
   labels = tf.constant(rng.integers(0, cfg.num_classes, batch), tf.int32)
   data = tf.data.Dataset.from_tensors(

@@ -1,7 +1,5 @@
 """Compression: each method for 2 fine-tuning steps on a tiny TNet, through
 TFLite conversion to the interpreter; the errors a user can run into."""
-import dataclasses
-import json
 import os
 
 import numpy as np
@@ -12,33 +10,34 @@ from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
 from tnet_tf import compress
-from tnet_tf import losses
+from tnet_tf import runs
+from tnet_tf import tasks
 from tnet_tf import tflite
-from tnet_tf.config import DataConfig, TrainConfig, preset
-from tnet_tf.experiments import runner
+from tnet_tf.config import DataConfig, Experiment, TrainConfig, preset
 from tnet_tf.model import TNet
 
 MODEL = preset("toy")  # tiny CNN, 3x3 grid, 2 levels, 64 px inputs
 DATA = DataConfig(name="toy", image_size=(64, 64), num_examples=16)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> str:
-  """A 'trained' TNet checkpoint (its initial weights) and config.json."""
-  run_dir = tmp_path_factory.mktemp("trained")
-  model = runner.build_model("tnet", MODEL, losses.LossConfig(),
-                             TrainConfig())  # compiled, as the runner saves
-  model.optimizer.iterations.assign(2500)  # as after training
-  tf.train.Checkpoint(model=model).write(str(run_dir / "checkpoints" /
-                                             "ckpt-1"))
+def _trained_run(run_dir, kind="tnet") -> str:
+  """A 'trained' run: its initial weights in a checkpoint, config.json."""
+  model = MODEL if kind == "tnet" else MODEL.replace(levels=1, locations=())
+  experiment = Experiment(model=model, data=DATA, kind=kind,
+                          train=TrainConfig(eval_locations=((), (2,))))
+  task = tasks.build(experiment)  # compiled, as the trainer saves
+  task.optimizer.iterations.assign(2500)  # as after training
+  tf.train.Checkpoint(model=task).write(str(run_dir / "checkpoints" /
+                                            "ckpt-1"))
   with open(run_dir / "checkpoints" / "checkpoint", "w") as fh:
     fh.write('model_checkpoint_path: "ckpt-1"\n')
-  with open(run_dir / "config.json", "w") as fh:
-    json.dump({"model_kind": "tnet", "model": MODEL.to_dict(),
-               "loss": dataclasses.asdict(losses.LossConfig()),
-               "data": dataclasses.asdict(DATA),
-               "train": {"eval_locations": [[0], [2]]}}, fh, default=list)
+  runs.write_record(str(run_dir), experiment)
   return str(run_dir)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> str:
+  return _trained_run(tmp_path_factory.mktemp("trained"))
 
 
 def _images(n=2):
@@ -46,18 +45,20 @@ def _images(n=2):
       0, 256, (n, 64, 64, 3)).astype(np.uint8)
 
 
-def _two_steps(model: TNet, prepare=None) -> None:
-  model.compile(keras.optimizers.Adam(1e-3))
-  if prepare:
-    prepare(model)
-  step = model.make_train_function()
+def _two_steps(model: TNet) -> tasks.TNetClassifier:
+  task = tasks.TNetClassifier(model)
+  task.compile(keras.optimizers.Adam(1e-3))
+  step = task.make_train_function()
   labels = np.array([0, 1], np.int32)
   batches = iter(tf.data.Dataset.from_tensors((_images(), labels)).repeat())
-  for _ in range(2):
+  for i in range(2):
+    for wrapper in compress._wrappers(task, compress.PruneLowMagnitude):
+      wrapper.pruning_step.assign(i)
     step(batches)
+  return task
 
 
-def _interpreter_runs(data: bytes, model: TNet) -> np.ndarray:
+def _interpreter_runs(data: bytes) -> np.ndarray:
   run = tflite.Interpreter(data)
   probs = run(_images(1), [2])
   assert probs.shape == (1, MODEL.num_classes)
@@ -65,47 +66,59 @@ def _interpreter_runs(data: bytes, model: TNet) -> np.ndarray:
   return probs
 
 
-def test_prune_end_to_end_through_the_runner(trained, tmp_path):
-  train = TrainConfig(run_dir=str(tmp_path / "prune"), batch_size=4,
-                      train_steps=2, checkpoint_every=2, log_every=1,
-                      eval_locations=((2,),))
-  out = compress.compress("prune", MODEL, losses.LossConfig(), train, DATA,
-                          trained, compress.Options(pruning_end=0.5,
-                                                    pruning_frequency=1),
-                          eval_examples=4)
+def test_prune_end_to_end_through_the_trainer(trained, tmp_path):
+  flagged = Experiment(model=MODEL, data=DATA, train=TrainConfig(
+      batch_size=4, train_steps=2, checkpoint_every=2, log_every=1,
+      eval_locations=((2,),)), eval_examples=4)
+  experiment = compress.source_experiment(trained, flagged)
+  assert experiment.train.eval_locations == ((2,),)
+  assert experiment.train.train_steps == 2 and not experiment.export
+  run_dir = str(tmp_path / "prune")
+  out = compress.compress("prune", experiment, run_dir, trained,
+                          compress.Options(pruning_end=0.5,
+                                           pruning_frequency=1))
   model = out["model"]
   assert not compress._wrappers(model, compress.PruneLowMagnitude)
   kernels = [v.numpy() for v in model.trainable_variables
              if "kernel" in v.name]
   zeros = sum((k == 0).sum() for k in kernels) / sum(k.size for k in kernels)
   assert 0.45 < zeros < 0.55  # the target sparsity, reached at step 1
-  assert os.path.exists(os.path.join(train.run_dir, "summary.json"))
+  assert os.path.exists(os.path.join(run_dir, "summary.json"))
   # the stripped weights load into a plain TNet
-  plain = TNet(MODEL)
-  compress.load_tnet(plain, os.path.join(train.run_dir, "weights", "ckpt"))
+  plain = tasks.create("tnet", MODEL)
+  runs.read_weights(plain, os.path.join(run_dir, "weights", "ckpt"),
+                    "stripped weights")
   want = tf.nn.softmax(plain(_images(1), training=False,
                              locations=(2,))["logits"])
   with open(out["tflite"], "rb") as fh:
-    got = _interpreter_runs(fh.read(), plain)
+    got = _interpreter_runs(fh.read())
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_two_by_four_sparsity_after_two_steps():
-  model = TNet(MODEL)
-  _two_steps(model, lambda m: compress.add_pruning(
-      m, "prune_2x4", compress.Options(), 2))
-  compress.strip_pruning(model)
+  model = compress.add_pruning(TNet(MODEL), "prune_2x4", compress.Options(),
+                               2)
+  model = compress.strip_pruning(_two_steps(model).network)
   kernel = model.classification_module.linear.kernel.numpy()  # [in, out]
   blocks = np.abs(kernel.T).reshape(kernel.shape[1], -1, 4)
   assert np.all((blocks == 0).sum(-1) >= 2)
-  _interpreter_runs(tflite.convert(model, (64, 64), 3), model)
+  _interpreter_runs(tflite.convert(model, (64, 64), 3))
+
+
+def test_a_rewritten_tnet_keeps_the_trained_weights():
+  model = TNet(MODEL)
+  same = compress.rewrite(model, lambda layer: layer)
+  images = _images()
+  np.testing.assert_allclose(same(images)["logits"], model(images)["logits"],
+                             atol=1e-6)
+  assert same.location_module.fuse is model.location_module.fuse
 
 
 @pytest.mark.parametrize("method", ["ptq_int8", "qat_int8"])
 def test_int8_methods_convert_and_run(method):
   model = TNet(MODEL)
   if method == "qat_int8":
-    _two_steps(model, compress.add_quantization)
+    model = _two_steps(compress.add_quantization(model)).network
   calibration = tflite.representative_data(
       [_images(1)], [(2,), (0,)], MODEL.levels)
   data = tflite.convert(model, (64, 64), 3, quantization="int8",
@@ -113,7 +126,7 @@ def test_int8_methods_convert_and_run(method):
   model_t = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
   types = {t.type for graph in model_t.subgraphs for t in graph.tensors}
   assert schema.TensorType.INT8 in types  # convolutions run in int8
-  _interpreter_runs(data, model)
+  _interpreter_runs(data)
 
 
 def test_batch_norms_fold_into_their_convolutions(rng):
@@ -144,9 +157,8 @@ def test_batch_norms_fold_into_their_convolutions(rng):
 
 def test_qat_wraps_an_activation_tfmot_cannot_with_its_own_config():
   # the BagNet location module's convs use leaky ReLU
-  model = TNet(MODEL.replace(location_variant="bagnet"))
-  model.compile(keras.optimizers.Adam())
-  compress.add_quantization(model)
+  model = compress.add_quantization(
+      TNet(MODEL.replace(location_variant="bagnet")))
   fuse = model.location_module.fuse
   assert isinstance(fuse.quantize_config, compress.OutputQuantizeConfig)
   assert model(_images(), training=True)["logits"].shape == (2, 4)
@@ -165,17 +177,17 @@ def test_sparsity_outside_zero_one(sparsity):
     compress.Options(sparsity=sparsity)
 
 
-def test_checkpoint_of_a_baseline_is_not_a_tnet(tmp_path):
-  baseline = keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])
-  prefix = tf.train.Checkpoint(model=baseline).write(str(tmp_path / "ckpt"))
-  with pytest.raises(ValueError, match="is not a checkpoint of this TNet"):
-    compress.load_tnet(TNet(MODEL), prefix)
-  with open(tmp_path / "config.json", "w") as fh:
-    json.dump({"model_kind": "baseline"}, fh)
-  with pytest.raises(ValueError, match="'baseline' model .* not a TNet"):
-    compress.source_run(prefix)
+def test_a_baseline_run_is_not_a_tnet(tmp_path):
+  run_dir = _trained_run(tmp_path, kind="baseline")
+  with pytest.raises(ValueError, match="needs a TNet"):
+    compress.compress("ptq_int8", runs.read_experiment(run_dir),
+                      str(tmp_path / "out"), run_dir)
+  other = keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])
+  prefix = tf.train.Checkpoint(model=other).write(str(tmp_path / "ckpt"))
+  with pytest.raises(ValueError, match="does not match this model"):
+    runs.read_weights(tasks.create("tnet", MODEL), prefix, "that file")
 
 
 def test_missing_checkpoint(tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoint in"):
-    compress.load_tnet(TNet(MODEL), str(tmp_path))
+    runs.checkpoint_path(str(tmp_path))

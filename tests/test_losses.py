@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 
 from conftest import tiny_config
 from tnet_tf import losses
@@ -31,36 +30,6 @@ def hand_loss(logits, feature_logits, loc_logp, labels, b, lc, lr, lf):
         (n - 1) * bsz)
   target = lr * r.mean() + (1 - lr) * rk.mean()
   return total, 0.9 * b + 0.1 * target
-
-
-def test_train_step_loss_matches_hand_computation(rng):
-  """2 images, 2 levels, 3 locations: train_step's loss to 1e-5."""
-  tf.random.set_seed(3)
-  model = TNet(tiny_config(levels=2, locations=(3,), selection="greedy",
-                           num_classes=4))
-  cfg = losses.LossConfig(lambda_c=0.3, lambda_r=0.2, lambda_f=0.7)
-  model.compile(keras.optimizers.SGD(0.1), loss_config=cfg)
-  images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
-  labels = np.array([1, 3])
-  model.baseline.assign(0.25)
-  record = model(images, training=True)  # same forward as the step
-  # make rewards non-trivial: label 1 = the model's own prediction of image 0
-  labels[0] = int(np.argmax(record["logits"][0]))
-  expected, expected_b = hand_loss(
-      record["logits"].numpy().astype(float),
-      record["feature_logits"].numpy().astype(float),
-      record["location_log_probs"].numpy().astype(float),
-      labels, 0.25, 0.3, 0.2, 0.7)
-  # log p of the chosen cells are the model's own probabilities
-  probs = record["location_probs"][0].numpy()[:, 0]
-  chosen = record["location_indices"][0].numpy()[:, 0]
-  np.testing.assert_allclose(
-      record["location_log_probs"],
-      np.log(np.take_along_axis(probs, chosen, 1)), rtol=1e-5)
-  logs = model.train_step((tf.constant(images), tf.constant(labels)))
-  assert float(logs["loss"]) == pytest.approx(expected, abs=1e-5)
-  assert float(model.baseline) == pytest.approx(expected_b, abs=1e-6)
-  assert float(logs["locations"]) == 3.0
 
 
 def test_baseline_update_formula():

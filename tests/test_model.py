@@ -8,7 +8,8 @@ from conftest import tiny_config
 from tnet_tf.config import ModelConfig, preset
 from tnet_tf import model as model_lib
 from tnet_tf.layers import grid
-from tnet_tf.model import TNet, features_per_level, gumbel_top_k
+from tnet_tf.inputs import features_per_level
+from tnet_tf.model import TNet, gumbel_top_k
 
 
 def _images(rng, shape=(2, 128, 128, 3)):
@@ -255,8 +256,8 @@ def test_empty_image_with_unknown_shape(tiny_tnet):
 
 
 @pytest.mark.parametrize("locations,match", [
-    ([10], r"level 2 is 10; allowed range is 0..9"),
-    ([-1], r"allowed range is 0..9"),
+    ([10], r"level 2 must be in \[0, 9\], got 10"),
+    ([-1], r"must be in \[0, 9\], got -1"),
     ([2, 1, 1], r"at most 2 entries"),
     ([0, 1], "no regions to refine"),
     ("two", "list of ints"),

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from ai_edge_litert import interpreter as litert
 import tensorflow as tf
 import tf_keras as keras
 
@@ -39,7 +40,7 @@ def test_builtin_crop_converts_without_select_ops(rng):
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
       [fn.get_concrete_function()], fn)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  run = tf.lite.Interpreter(model_content=converter.convert())
+  run = litert.Interpreter(model_content=converter.convert())
   run.allocate_tensors()
   image = rng.integers(0, 256, (1, 20, 20, 1)).astype(np.uint8)
   boxes = np.array([[0.1, 0.1, 0.9, 0.7], [0, 0, 1, 1]], np.float32)
@@ -53,15 +54,16 @@ def test_builtin_crop_converts_without_select_ops(rng):
       run.get_tensor(run.get_output_details()[0]["index"]), want, rtol=1e-5)
 
 
-# Runs with TensorFlow and numpy only: the SavedModels and the .tflite file
-# must stand on their own.
+# Runs with TensorFlow, LiteRT and numpy only: the SavedModels and the
+# .tflite file must stand on their own.
 _CLEAN_CHECK = textwrap.dedent("""
     import json, sys
     import numpy as np
     import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
     args = json.loads(sys.argv[1])
     images = np.load(args["images"])
-    run = tf.lite.Interpreter(model_path=args["tflite"])
+    run = Interpreter(model_path=args["tflite"])
     inputs = {d["dtype"]: d for d in run.get_input_details()}
     worst = {}
     serve = tf.saved_model.load(args["saved_model"]).signatures[
@@ -186,8 +188,8 @@ def test_strip_names_keeps_signature_alignment_and_outputs(rng):
   for locations in ([0], [2]):
     np.testing.assert_array_equal(after(image, locations),
                                   before(image, locations))
-  assert (tf.lite.Interpreter(model_content=stripped).get_signature_list()
-          == tf.lite.Interpreter(model_content=named).get_signature_list())
+  assert (litert.Interpreter(model_content=stripped).get_signature_list()
+          == litert.Interpreter(model_content=named).get_signature_list())
 
 
 def test_interpreter_checks_its_input_size(rng, tmp_path):

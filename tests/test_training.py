@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 
 from conftest import tiny_config
-from tnet_tf import backbones, losses
+from tnet_tf import backbones
 from tnet_tf.config import TrainConfig
 from tnet_tf.evaluation import evaluate_at_locations
 from tnet_tf.model import TNet
@@ -28,23 +27,6 @@ def test_step_decay_and_cosine_schedules():
 def test_train_config_rejects_unknown_values():
   with pytest.raises(ValueError, match="strategy must be one of"):
     TrainConfig(strategy="horovod")
-
-
-def test_backbone_optimizer_updates_only_the_backbone(rng):
-  model = TNet(tiny_config(levels=2, locations=(2,)))
-  model.compile(keras.optimizers.SGD(0.1),
-                backbone_optimizer=keras.optimizers.SGD(0.0))
-  before_backbone = [v.numpy().copy()
-                     for v in model.feature_extraction.trainable_variables]
-  before_head = [v.numpy().copy()
-                 for v in model.classification_module.trainable_variables]
-  images = rng.integers(0, 256, (4, 64, 64, 3)).astype(np.uint8)
-  model.train_step((tf.constant(images), tf.constant([0, 1, 2, 3])))
-  for old, var in zip(before_backbone,
-                      model.feature_extraction.trainable_variables):
-    np.testing.assert_array_equal(old, var.numpy())
-  assert any(np.any(old != var.numpy()) for old, var in zip(
-      before_head, model.classification_module.trainable_variables))
 
 
 def test_evaluate_at_locations_in_one_pass(tiny_tnet, rng):
@@ -74,16 +56,3 @@ def test_pretrained_backbone_restored_while_modules_start_fresh(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_num_samples_repeats_the_batch(rng):
-  model = TNet(tiny_config(levels=2, locations=(2,)))
-  model.compile(keras.optimizers.SGD(0.0),
-                loss_config=losses.LossConfig(num_samples=3))
-  images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
-  seen = []
-  original = model.call
-  def spy(x, **kwargs):
-    seen.append(int(x.shape[0]))
-    return original(x, **kwargs)
-  model.call = spy
-  model.train_step((tf.constant(images), tf.constant([0, 1])))
-  assert seen == [6]

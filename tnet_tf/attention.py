@@ -9,6 +9,7 @@ each level's resolution: the union of that level's boxes over the image.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from typing import Iterable, Optional, Sequence
@@ -77,6 +78,22 @@ def image_rows(record: dict, labels: np.ndarray, image_hw: Sequence[int],
                         num_levels), start=1)}}
     if class_names is not None:
       row["prediction_name"] = class_names[row["prediction"]]
+    rows.append(row)
+  return rows
+
+
+def overlay_records(record: dict) -> list[dict]:
+  """Per image of a model output, what ``visualize.attention_grid`` draws:
+  ``boxes``, ``levels`` and, where they are not uniform (a feature weighting
+  module, Fig. 4), the ``feature_weights``."""
+  boxes = np.asarray(record["boxes"])
+  levels = np.asarray(record["levels"])
+  weights = np.asarray(record["feature_weights"])
+  rows = []
+  for i in range(len(boxes)):
+    row = {"boxes": boxes[i], "levels": levels}
+    if np.ptp(weights[i]) > 1e-6:
+      row["feature_weights"] = weights[i]
     rows.append(row)
   return rows
 
@@ -167,53 +184,40 @@ def _define_flags() -> None:
 
 def main(argv) -> None:
   """Writes the attention table, coverage and overlays of a run."""
-  import dataclasses
   from absl import app
   from absl import flags
   from absl import logging
   from tnet_tf import data as data_lib
-  from tnet_tf import export
+  from tnet_tf import runs
   from tnet_tf import visualize
-  from tnet_tf.config import DataConfig
   f = flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not f.run_dir:
     raise app.UsageError("--run_dir is required")
   try:
-    model, record, _ = export.load_run(f.run_dir, f.checkpoint)
-    if record.get("model_kind") != "tnet":
-      raise ValueError(f"{f.run_dir} holds a {record.get('model_kind')} "
-                       "model; attention needs a TNet")
-    data_cfg = DataConfig(**record["data"])
-    changes = {}
+    loaded = runs.load(f.run_dir, f.checkpoint)
+    model = loaded.task
+    if model.levels == 1:
+      raise ValueError(f"{f.run_dir} holds a whole-image model: attention "
+                       "needs a TNet (more than one level)")
+    data_cfg = loaded.experiment.data
     if f.data_dir:
-      changes["data_dir"] = f.data_dir
-    data_cfg = dataclasses.replace(data_cfg, **changes)
+      data_cfg = dataclasses.replace(data_cfg, data_dir=f.data_dir)
     split = f.split or data_cfg.eval_split
-    locations = (tuple(int(k) for k in f.locations) if f.locations
-                 else tuple(record["model"]["locations"]))
-    names = export.run_class_names(f.run_dir,
-                                   record["model"]["num_classes"])
+    locations = (model.check_locations([int(k) for k in f.locations])
+                 if f.locations else model.default_locations)
     dataset = data_lib.build(split, data_cfg).batch(f.batch_size)
-    rows = collect(model, dataset, locations, f.max_examples, names)
+    rows = collect(model, dataset, locations, f.max_examples,
+                   loaded.class_names)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   out = f.out or os.path.join(f.run_dir, "attention")
   result = write(rows, out)
-  images, records = [], []
-  for batch, _ in data_lib.build(split, data_cfg).batch(
-      max(f.pictures, 1)).take(1):
+  if f.pictures > 0:
+    batch = next(iter(dataset.unbatch().batch(f.pictures).take(1)))[0]
     output = model(batch, training=False, locations=locations)
-    for i in range(min(f.pictures, len(batch))):
-      images.append(batch[i].numpy())
-      records.append({"boxes": output["boxes"][i].numpy(),
-                      "levels": output["levels"].numpy()})
-      if model.config.feature_weighting:  # Fig. 4: the learned weights
-        records[-1]["feature_weights"] = (
-            output["feature_weights"][i].numpy())
-  if images:
-    visualize.attention_grid(images, records,
+    visualize.attention_grid(list(batch.numpy()), overlay_records(output),
                              os.path.join(out, "attention.png"))
   logging.info("wrote %s: %s", out, result)
   print(json.dumps(result))

@@ -40,10 +40,14 @@ def feature_model(backbone: str, input_shape: Sequence[Optional[int]],
 
 def build_classifier(backbone: str, num_classes: int,
                      input_size: Sequence[Optional[int]] = (None, None),
-                     dropout: float = 0.0, **backbone_kwargs: Any
-                     ) -> keras.Model:
-  """``backbone → dropout → Dense(num_classes)`` logits on whole images."""
+                     dropout: float = 0.0, embedding: bool = False,
+                     **backbone_kwargs: Any) -> keras.Model:
+  """``backbone → dropout → Dense(num_classes)`` logits on whole images;
+  with ``embedding`` a dict ``{"logits", "embedding"}`` (the feature before
+  dropout)."""
   features = feature_model(backbone, (*input_size, 3), **backbone_kwargs)
   x = keras.layers.Dropout(dropout, name="classifier_dropout")(features.output)
   logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
-  return keras.Model(features.inputs, logits, name=f"{backbone}_classifier")
+  outputs = ({"logits": logits, "embedding": features.output} if embedding
+             else logits)
+  return keras.Model(features.inputs, outputs, name=f"{backbone}_classifier")

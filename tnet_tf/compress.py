@@ -3,7 +3,7 @@
 ``python -m tnet_tf.compress --method=prune --init_checkpoint=RUN_DIR
 --run_dir=OUT`` starts from a trained TNet (the run directory's
 ``config.json`` gives the architecture, loss and data), fine-tunes it with
-the shared runner where the method needs it, and writes into
+the trainer where the method needs it, and writes into
 ``OUT/<method>/``: the runner's checkpoints and ``summary.json``, the
 stripped weights (``weights/``), a SavedModel and ``model.tflite`` — the
 whole inference path with the locations per level as an input
@@ -16,18 +16,16 @@ backbone and the TNet modules (other layers stay as they are):
 - ``qat_int8``: quantization-aware training, then int8 TFLite;
 - ``ptq_int8``: post-training int8 from representative training images.
 
-``--table=FILE`` also measures the float model and writes one row per
-variant: zipped ``.tflite`` size, non-zero parameters, accuracy in the
-TFLite interpreter at each locations setting, ms/image in the interpreter
-and in the SavedModel.
+A compressed TNet is a new TNet built from the trained one (``rewrite``:
+the backbone cloned layer by layer, the modules made through their layer
+hook); nothing is patched. ``benchmarks/compression.py`` measures the
+variants (size, accuracy in the TFLite runtime, speed).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import sys
-import time
 from typing import Callable, Optional, Sequence
 
 from absl import app
@@ -42,35 +40,20 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
     pruning_wrapper)
 
 from tnet_tf import data as data_lib
-from tnet_tf import losses
-from tnet_tf import profile
+from tnet_tf import export
+from tnet_tf import runs
+from tnet_tf import tasks
 from tnet_tf import tflite
-from tnet_tf.config import DataConfig, ModelConfig, TrainConfig
+from tnet_tf import trainer
+from tnet_tf.config import DataConfig, Experiment
 from tnet_tf.experiments import runner
-from tnet_tf.export import export_saved_model
-from tnet_tf.model import TNet, total_locations
+from tnet_tf.model import TNet
 
 METHODS = ("prune", "prune_2x4", "ptq_int8", "qat_int8")
 PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 _sparsity = tfmot.sparsity.keras
 _quantize = tfmot.quantization.keras
-
-flags.DEFINE_list("method", None, f"Compression methods, one run each: "
-                  f"{', '.join(METHODS)}.")
-flags.DEFINE_float("sparsity", 0.5, "prune: final fraction of zero weights.")
-flags.DEFINE_float("pruning_end", 0.6,
-                   "prune: fraction of the fine-tuning steps after which the "
-                   "target sparsity is reached (polynomial from 0).")
-flags.DEFINE_integer("pruning_frequency", 10,
-                     "prune: steps between mask updates.")
-flags.DEFINE_integer("calibration_examples", 64,
-                     "int8: training images for the representative dataset.")
-flags.DEFINE_string("table", None,
-                    "Also measure the float model and write the table of "
-                    "every variant to this JSON file.")
-flags.DEFINE_integer("timing_images", 16,
-                     "Images timed one at a time (batch 1) for ms/image.")
 FLAGS = flags.FLAGS
 
 
@@ -103,105 +86,46 @@ def check_methods(methods: Sequence[str]) -> list[str]:
   return list(methods)
 
 
-# ------------------------------------------------------- the trained model
-def _checkpoint_path(path: str) -> str:
-  """A checkpoint prefix, or a run directory's latest checkpoint."""
-  if tf.io.gfile.isdir(path):
-    found = (tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
-             or tf.train.latest_checkpoint(path))
-    if not found:
-      raise FileNotFoundError(f"no checkpoint in {path} or {path}/"
-                              "checkpoints")
-    return found
-  if not tf.io.gfile.exists(path + ".index"):
-    raise FileNotFoundError(f"checkpoint not found: {path}(.index)")
-  return path
-
-
-def source_run(path: str) -> Optional[dict]:
-  """The ``config.json`` of the run that wrote checkpoint ``path``, if any.
-
-  Raises ValueError when that run is not a TNet.
-  """
-  path = os.path.abspath(path)
-  for folder in (path, os.path.dirname(path),
-                 os.path.dirname(os.path.dirname(path))):
-    config = os.path.join(folder, "config.json")
-    if os.path.isfile(config):
-      with open(config) as fh:
-        record = json.load(fh)
-      kind = record.get("model_kind")
-      if kind != "tnet":
-        raise ValueError(f"{path} is a checkpoint of a {kind!r} model "
-                         f"({config}), not a TNet")
-      return record
-  return None
-
-
-def configs_from_run(record: dict, data_cfg: DataConfig,
-                     train_cfg: TrainConfig
-                     ) -> tuple[ModelConfig, losses.LossConfig, DataConfig,
-                                TrainConfig]:
-  """The source run's model, loss and data; its evaluation settings unless
-  ``--eval_locations`` was given."""
-  model_cfg = ModelConfig(**record["model"])
-  loss_cfg = losses.LossConfig(**record["loss"])
-  data = dict(record["data"])
-  for name in ("image_size", "resize_to"):
-    if data.get(name) is not None:
-      data[name] = tuple(data[name])
-  source_data = DataConfig(**{**data, "data_dir": data_cfg.data_dir or
-                              data.get("data_dir")})
-  if not train_cfg.eval_locations:
-    settings = tuple(tuple(s) for s in record["train"]["eval_locations"])
-    train_cfg = dataclasses.replace(train_cfg, eval_locations=settings)
-  return model_cfg, loss_cfg, source_data, train_cfg
-
-
-def load_tnet(model: TNet, path: str) -> str:
-  """Restores a trained TNet's weights (a prefix or a run directory)."""
-  path = _checkpoint_path(path)
-  try:
-    tf.train.Checkpoint(model=model).read(
-        path).assert_existing_objects_matched().expect_partial()
-  except (AssertionError, ValueError, tf.errors.OpError) as err:
-    raise ValueError(f"{path} is not a checkpoint of this TNet "
-                     f"({model.config.backbone}, {model.config.grid_size}x"
-                     f"{model.config.grid_size} grid): "
-                     f"{str(err).splitlines()[0][:300]}") from err
-  return path
-
-
 # ------------------------------------------------- rewriting the layers
-def _rewrite(model: TNet, fn: Callable[[keras.layers.Layer],
-                                       keras.layers.Layer],
-             backbone: Optional[Callable[[keras.Model], keras.Model]] = None
-             ) -> None:
-  """Replaces, in place, each layer ``l`` of the backbone and of the TNet
-  modules by ``fn(l)`` (``fn`` returns ``l`` to keep it).
-
-  The backbone is cloned layer by layer (kept layers are reused with their
-  weights) unless ``backbone`` maps it to its replacement; the modules'
-  sub-layers are reassigned, and built when new.
-  """
-  extractor = model.feature_extraction
-  extractor.model = (backbone(extractor.model) if backbone else
-                     keras.models.clone_model(extractor.model,
-                                              clone_function=fn))
-  modules = (model.location_module, model.positional_module,
-             model.classification_module, model.feature_weighting)
-  for module in modules:
+def _module_layers(model: TNet) -> dict:
+  """Every sub-layer of the TNet modules by its hook path "module/layer"."""
+  index = {}
+  for module in (model.location_module, model.positional_module,
+                 model.classification_module, model.feature_weighting):
     if module is None:
       continue
-    for name, layer in list(vars(module).items()):
-      if not isinstance(layer, keras.layers.Layer) or name.startswith("_"):
-        continue
-      new = fn(layer)
-      if new is layer:
-        continue
-      if not new.built:
-        _build_wrapper(new)
-      setattr(module, name, new)
+    for layer in module.submodules:
+      if isinstance(layer, keras.layers.Layer):
+        index.setdefault(f"{module.name}/{layer.name}", layer)
+  return index
+
+
+def rewrite(model: TNet, fn: Callable[[keras.layers.Layer],
+                                      keras.layers.Layer],
+            backbone: Optional[Callable[[keras.Model], keras.Model]] = None
+            ) -> TNet:
+  """A new TNet whose layers are ``fn`` of ``model``'s (``fn`` returns a
+  layer itself to keep it; kept layers keep their weights, shared).
+
+  The backbone is cloned layer by layer unless ``backbone`` maps it to its
+  replacement; the modules are made anew through their layer hook, which
+  hands them ``fn`` of the trained layers.
+  """
+  extractor = model.feature_extraction
+  functional = (backbone(extractor.model) if backbone else
+                keras.models.clone_model(extractor.model,
+                                         clone_function=fn))
+  trained = _module_layers(model)
+
+  def hook(path: str, fresh: keras.layers.Layer) -> keras.layers.Layer:
+    if path not in trained:
+      raise ValueError(f"{path}: no such layer in the trained TNet")
+    layer = fn(trained[path])
+    if isinstance(layer, keras.layers.Wrapper) and not layer.built:
+      _build_wrapper(layer)
+    return layer
+  return TNet(model.config, backbone=extractor.replace(model=functional),
+              layer_hook=hook, name=model.name)
 
 
 def _build_wrapper(wrapper: keras.layers.Wrapper) -> None:
@@ -210,17 +134,17 @@ def _build_wrapper(wrapper: keras.layers.Wrapper) -> None:
   wrapper.build([None] * (kernel.shape.rank - 1) + [kernel.shape[-2]])
 
 
-def _wrappers(model: TNet, kind: type) -> list:
+def _wrappers(model: keras.Model, kind: type) -> list:
   return [layer for layer in model.submodules if isinstance(layer, kind)]
 
 
 def add_pruning(model: TNet, method: str, options: Options,
-                steps: int) -> None:
-  """Wraps every Conv2D / Dense in ``prune_low_magnitude``.
+                steps: int) -> TNet:
+  """``model`` with every Conv2D / Dense in ``prune_low_magnitude``.
 
   ``prune``: sparsity rises from 0 to ``options.sparsity`` over the first
   ``pruning_end`` of the ``steps``; ``prune_2x4``: the 2:4 mask is taken at
-  the first step and kept.
+  the first step and kept. Train it with ``PruningStep``.
   """
   if method == "prune":
     params = {"pruning_schedule": _sparsity.PolynomialDecay(
@@ -234,33 +158,31 @@ def add_pruning(model: TNet, method: str, options: Options,
     if isinstance(layer, _KERNEL_LAYERS):
       return _sparsity.prune_low_magnitude(layer, **params)
     return layer
-  _rewrite(model, wrap)
-  _count_pruning_steps(model)
+  return rewrite(model, wrap)
 
 
-def _count_pruning_steps(model: TNet) -> None:
-  """Sets the wrappers' step to the optimiser's before each training step.
+class PruningStep(trainer.Callback):
+  """Sets the pruning wrappers' step before each training step (what
+  tfmot's ``UpdatePruningStep`` does in ``fit``; the trainer has its own
+  loop, and TNet calls a layer several times per step)."""
 
-  tfmot's ``UpdatePruningStep`` callback does this in ``fit``; the runner
-  has its own loop, and TNet calls a layer several times per step.
-  """
-  wrappers = _wrappers(model, PruneLowMagnitude)
-  train_step = model.train_step
+  def __init__(self):
+    self._wrappers = []
 
-  def step(data):
-    for wrapper in wrappers:
-      wrapper.pruning_step.assign(model.optimizer.iterations)
-    return train_step(data)
-  model.train_step = step
+  def on_train_begin(self, run):
+    self._wrappers = _wrappers(run.task, PruneLowMagnitude)
+
+  def on_step_begin(self, step, run):
+    for wrapper in self._wrappers:
+      wrapper.pruning_step.assign(step)
 
 
-def strip_pruning(model: TNet) -> None:
-  """Applies the masks and puts the plain layers back (same weights)."""
+def strip_pruning(model: TNet) -> TNet:
+  """The plain layers back, with the masks applied (same weights)."""
   for wrapper in _wrappers(model, PruneLowMagnitude):
     wrapper.pruning_obj.weight_mask_op()
-  _rewrite(model, lambda layer: (
-      layer.layer if isinstance(layer, PruneLowMagnitude)
-      else layer))
+  return rewrite(model, lambda layer: (
+      layer.layer if isinstance(layer, PruneLowMagnitude) else layer))
 
 
 class OutputQuantizeConfig(_quantize.QuantizeConfig):
@@ -340,8 +262,9 @@ def fold_batch_norms(functional: keras.Model) -> keras.Model:
   return copy
 
 
-def add_quantization(model: TNet) -> None:
-  """Fake quantization of every layer tfmot's 8-bit scheme supports.
+def add_quantization(model: TNet) -> TNet:
+  """``model`` with fake quantization of every layer tfmot's 8-bit scheme
+  supports.
 
   The backbone's BatchNormalizations are folded into their convolutions
   (``fold_batch_norms``), then it is annotated layer by layer and
@@ -374,7 +297,7 @@ def add_quantization(model: TNet) -> None:
       wrapper = _quantize.QuantizeWrapperV2(layer, OutputQuantizeConfig())
       _build_wrapper(wrapper)
     return wrapper
-  _rewrite(model, wrap, backbone=quantize_backbone)
+  return rewrite(model, wrap, backbone=quantize_backbone)
 
 
 def nonzero_parameters(model: keras.Model) -> int:
@@ -384,11 +307,6 @@ def nonzero_parameters(model: keras.Model) -> int:
 
 
 # ------------------------------------------------------------ the methods
-def _channels(data_cfg: DataConfig) -> int:
-  image, _ = next(iter(data_lib.build(data_cfg.eval_split, data_cfg)))
-  return int(image.shape[-1])
-
-
 def first_images(data_cfg: DataConfig, split: str,
                  count: int) -> list[np.ndarray]:
   """The first ``count`` images of ``split``, un-augmented, ``[1, H, W, C]``
@@ -397,49 +315,76 @@ def first_images(data_cfg: DataConfig, split: str,
   return [image.numpy()[None] for image, _ in examples]
 
 
-def compress(method: str, model_cfg: ModelConfig,
-             loss_cfg: losses.LossConfig, train_cfg: TrainConfig,
-             data_cfg: DataConfig, init_checkpoint: str,
-             options: Optional[Options] = None,
-             eval_examples: int = 0) -> dict:
-  """Runs one method into ``train_cfg.run_dir``; returns what it wrote.
+def source_experiment(init_checkpoint: str, flagged: Experiment
+                      ) -> Experiment:
+  """The trained run's architecture, loss and data, with the training
+  settings of the command line (and the run's evaluation settings unless
+  the command line gives some)."""
+  run_dir = runs.run_dir_of(runs.checkpoint_path(init_checkpoint))
+  if run_dir is None:
+    raise FileNotFoundError(f"{init_checkpoint}: no config.json of a "
+                            "training run next to this checkpoint")
+  source = runs.read_experiment(run_dir)
+  train = flagged.train
+  if not train.eval_locations:
+    train = dataclasses.replace(train,
+                                eval_locations=source.train.eval_locations)
+  data = source.data
+  if flagged.data.data_dir:
+    data = dataclasses.replace(data, data_dir=flagged.data.data_dir)
+  return source.replace(train=dataclasses.replace(train, init_checkpoint=None),
+                        data=data, eval_examples=flagged.eval_examples,
+                        mode="train", export=False)
 
-  The result holds ``model`` (the Keras model the TFLite file came from),
-  ``tflite`` (its path), ``saved_model`` and the runner's ``summary``
-  (none for ``ptq_int8``, which does not train).
+
+def _fine_tuned(method: str, experiment: Experiment, init_checkpoint: str,
+                options: Options):
+  """The ``build`` of the trainer: the trained TNet, wrapped for ``method``
+  (its reward baseline carried over), compiled afresh."""
+  def build(exp: Experiment) -> tasks.TNetClassifier:
+    source = runs.load(init_checkpoint).task
+    tnet = tasks.require_tnet(source, f"--method={method}")
+    tnet = (add_quantization(tnet) if method == "qat_int8" else
+            add_pruning(tnet, method, options, exp.train.train_steps))
+    task = tasks.TNetClassifier(tnet, exp.loss)
+    task.reward_baseline.assign(source.reward_baseline)
+    return tasks.compile_for(task, exp)
+  return build
+
+
+def compress(method: str, experiment: Experiment, run_dir: str,
+             init_checkpoint: str, options: Optional[Options] = None
+             ) -> dict:
+  """Runs one method into ``run_dir``; returns what it wrote.
+
+  ``experiment`` gives the architecture (that of the trained run at
+  ``init_checkpoint``), the data and the fine-tuning. The result holds
+  ``model`` (the TNet the TFLite file came from), ``tflite`` (its path),
+  ``saved_model`` and the trainer's ``summary`` (none for ``ptq_int8``,
+  which does not train).
   """
   check_methods([method])
   options = options or Options()
-  out = train_cfg.run_dir
   summary = None
   if method == "ptq_int8":
-    model = TNet(model_cfg)
-    load_tnet(model, init_checkpoint)
+    model = tasks.require_tnet(runs.load(init_checkpoint).task,
+                               "--method=ptq_int8")
   else:
-    def prepare(model, tcfg):
-      if not isinstance(model, TNet):
-        raise ValueError(f"{method} compresses a TNet, not {model.name!r}")
-      load_tnet(model, init_checkpoint)
-      # the checkpoint also restored the trained run's optimiser step: a
-      # fine-tune counts its own (the pruning schedule reads it)
-      model.optimizer.iterations.assign(0)
-      if method == "qat_int8":
-        add_quantization(model)
-      else:
-        add_pruning(model, method, options, tcfg.train_steps)
-
-    summary, model = runner.train_and_evaluate(
-        "tnet", model_cfg, loss_cfg,
-        dataclasses.replace(train_cfg, init_checkpoint=None), data_cfg,
-        eval_examples, prepare=prepare)
+    callbacks = [] if method == "qat_int8" else [PruningStep()]
+    summary, task = trainer.train_and_evaluate(
+        experiment, run_dir, callbacks,
+        build=_fine_tuned(method, experiment, init_checkpoint, options))
+    model = task.network
     if method != "qat_int8":
-      strip_pruning(model)
-      tf.train.Checkpoint(model=model).write(
-          os.path.join(out, "weights", "ckpt"))
+      model = strip_pruning(model)
+      stripped = tasks.TNetClassifier(model, experiment.loss)
+      stripped.reward_baseline.assign(task.reward_baseline)
+      tf.train.Checkpoint(model=stripped).write(
+          os.path.join(run_dir, "weights", "ckpt"))
   return {"model": model, "summary": summary,
-          **write_artifacts(model, out, data_cfg, options,
+          **write_artifacts(model, run_dir, experiment.data, options,
                             "int8" if method.endswith("int8") else "float",
-                            train_cfg.eval_locations)}
+                            experiment.train.eval_locations)}
 
 
 def write_artifacts(model: TNet, out: str, data_cfg: DataConfig,
@@ -450,7 +395,7 @@ def write_artifacts(model: TNet, out: str, data_cfg: DataConfig,
   as an input. int8 is calibrated on ``calibration_settings`` (default the
   configured one)."""
   cfg = model.config
-  channels = _channels(data_cfg)
+  channels = data_lib.channels(data_cfg)
   input_hw = cfg.input_size or data_cfg.image_size
   representative = None
   if quantization == "int8":
@@ -464,161 +409,64 @@ def write_artifacts(model: TNet, out: str, data_cfg: DataConfig,
   path = os.path.join(out, "model.tflite")
   with open(path, "wb") as fh:
     fh.write(data)
-  saved = export_saved_model(model, os.path.join(out, "saved_model"),
-                             channels=channels)
+  saved = export.export_saved_model(model, os.path.join(out, "saved_model"),
+                                    channels=channels)
   logging.info("wrote %s (%d bytes) and %s", path, len(data), saved)
   return {"tflite": path, "saved_model": saved}
 
 
-# ---------------------------------------------------------- measurements
-def measure(variant: str, artifacts: dict, data_cfg: DataConfig,
-            settings: Sequence[Sequence[int]], timing: Sequence[int],
-            timing_images: int = 16, eval_examples: int = 0) -> dict:
-  """One row of the table: size, non-zeros, interpreter accuracy, speed."""
-  with open(artifacts["tflite"], "rb") as fh:
-    data = fh.read()
-  run = tflite.Interpreter(data)
-  evaluation = data_lib.build(data_cfg.eval_split, data_cfg)
-  if eval_examples:
-    evaluation = evaluation.take(eval_examples)
-  accuracy = tflite.evaluate(run, evaluation.batch(64), settings)
-  ms_tflite, ms_saved = timings(run, artifacts["saved_model"], timing,
-                                data_cfg, timing_images)
-  return {"variant": variant, "zipped_bytes": tflite.zipped_bytes(data),
-          "tflite_bytes": len(data),
-          "nonzero_params": nonzero_parameters(artifacts["model"]),
-          "accuracy": accuracy, "ms_tflite": ms_tflite,
-          "ms_savedmodel": ms_saved,
-          "timing_locations": total_locations(timing)}
-
-
-def timings(run: tflite.Interpreter, saved_model: str,
-            locations: Sequence[int], data_cfg: DataConfig,
-            count: int) -> tuple[float, float]:
-  """Median ms/image, batch 1, interpreter vs SavedModel, taken in turns.
-
-  The SavedModel runs through its restored signature, without the
-  project's code.
-  """
-  images = first_images(data_cfg, data_cfg.eval_split, count)
-  loaded = tf.saved_model.load(saved_model)
-  serve = loaded.signatures["serving_default"]
-  locs = list(locations)
-  levels = 1 + serve.structured_input_signature[1]["locations"].shape[0]
-  counts = tf.constant(locs + [0] * (levels - 1 - len(locs)), tf.int32)
-
-  def on_interpreter(batch):
-    return [tf.constant(run(x, locs)) for x in batch]
-
-  def on_saved_model(batch):
-    return [serve(images=tf.constant(x), locations=counts)["probabilities"]
-            for x in batch]
-
-  times = profile.time_interleaved(
-      {"tflite": (on_interpreter, images, count),
-       "saved_model": (on_saved_model, images, count)}, warmup=3, repeats=9)
-  return (float(np.median(times["tflite"])),
-          float(np.median(times["saved_model"])))
-
-
-def alternatives(model: TNet, tflite_path: str, data_cfg: DataConfig,
-                 locations: Sequence[int], count: int) -> dict:
-  """The designs not taken, measured against the float file at
-  ``tflite_path``: the crop as a select-TF (Flex) op, and one file per
-  locations setting (static shapes) instead of locations as an input."""
-  cfg = model.config
-  channels = _channels(data_cfg)
-  input_hw = cfg.input_size or data_cfg.image_size
-  select = tflite.convert(model, input_hw, channels, crop="select")
-  images = first_images(data_cfg, data_cfg.eval_split, count)
-  try:
-    tflite.Interpreter(select)(images[0], locations)
-    select_error = None
-  except RuntimeError as err:  # no Flex delegate in this interpreter
-    select_error = str(err).splitlines()[0][:200]
-  fixed = tflite.Interpreter(tflite.convert(model, input_hw, channels,
-                                            locations=locations))
-  with open(tflite_path, "rb") as fh:
-    chosen = tflite.Interpreter(fh.read())
-  as_tensor = lambda fn: lambda batch: [tf.constant(fn(x)) for x in batch]
-  times = profile.time_interleaved(
-      {"input": (as_tensor(lambda x: chosen(x, locations)), images, count),
-       "fixed": (as_tensor(fixed), images, count)}, warmup=3, repeats=9)
-  return {
-      "select_ops_crop": {"tflite_bytes": len(select),
-                          "zipped_bytes": tflite.zipped_bytes(select),
-                          "interpreter_error": select_error},
-      "fixed_locations_file": {
-          "locations": total_locations(locations),
-          "ms_tflite": float(np.median(times["fixed"])),
-          "ms_tflite_locations_input": float(np.median(times["input"]))}}
-
-
 # -------------------------------------------------------------- the CLI
+def define_flags(fv: flags.FlagValues) -> None:
+  d = dict(flag_values=fv)
+  flags.DEFINE_list("method", None, f"Compression methods, one run each: "
+                    f"{', '.join(METHODS)}.", **d)
+  flags.DEFINE_float("sparsity", 0.5, "prune: final fraction of zero "
+                     "weights.", **d)
+  flags.DEFINE_float("pruning_end", 0.6,
+                     "prune: fraction of the fine-tuning steps after which "
+                     "the target sparsity is reached (polynomial from 0).",
+                     **d)
+  flags.DEFINE_integer("pruning_frequency", 10,
+                       "prune: steps between mask updates.", **d)
+  flags.DEFINE_integer("calibration_examples", 64,
+                       "int8: training images for the representative "
+                       "dataset.", **d)
+
+
+def parse(fv: flags.FlagValues) -> tuple[list[str], Options, Experiment,
+                                         str]:
+  """Methods, options, the fine-tuning experiment and the output root."""
+  methods = check_methods(fv.method or [])
+  options = Options(fv.sparsity, fv.pruning_end, fv.pruning_frequency,
+                    fv.calibration_examples)
+  if not fv.init_checkpoint:
+    raise ValueError("--init_checkpoint (the trained TNet: a run "
+                     "directory or a checkpoint) is required")
+  flagged, root = runner.experiment_and_run_dir(fv)
+  experiment = source_experiment(fv.init_checkpoint, flagged)
+  tasks.require_tnet(runs.load(fv.init_checkpoint).task, "compression")
+  return methods, options, experiment, root
+
+
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    methods = check_methods(FLAGS.method or [])
-    options = Options(FLAGS.sparsity, FLAGS.pruning_end,
-                      FLAGS.pruning_frequency, FLAGS.calibration_examples)
-    if not FLAGS.init_checkpoint:
-      raise ValueError("--init_checkpoint (the trained TNet: a run "
-                       "directory or a checkpoint) is required")
-    record = source_run(FLAGS.init_checkpoint)
-    model_cfg, loss_cfg, train_cfg, data_cfg, kind = (
-        runner.configs_from_flags())
-    if record is not None:
-      model_cfg, loss_cfg, data_cfg, train_cfg = configs_from_run(
-          record, data_cfg, train_cfg)
-    elif kind != "tnet":
-      raise ValueError("--model=baseline: only a TNet can be compressed")
+    methods, options, experiment, root = parse(FLAGS)
   except (ValueError, TypeError) as err:
     raise app.UsageError(str(err))
   except FileNotFoundError as err:
     raise SystemExit(f"error: {err}") from None
-  settings = train_cfg.eval_locations or (model_cfg.locations,)
-  timing = max(settings, key=total_locations)  # the best, on the benchmark
-  root = train_cfg.run_dir
-  rows = []
   try:
-    if FLAGS.table:
-      model = TNet(model_cfg)
-      load_tnet(model, FLAGS.init_checkpoint)
-      artifacts = {"model": model, **write_artifacts(
-          model, os.path.join(root, "float"), data_cfg, options, "float")}
-      rows.append(measure("float", artifacts, data_cfg, settings,
-                          timing, FLAGS.timing_images,
-                          FLAGS.eval_examples))
-      rows[0]["alternatives"] = alternatives(
-          model, artifacts["tflite"], data_cfg, timing,
-          FLAGS.timing_images)
     for method in methods:
-      started = time.time()
-      cfg = dataclasses.replace(train_cfg,
-                                run_dir=os.path.join(root, method))
-      artifacts = compress(method, model_cfg, loss_cfg, cfg, data_cfg,
-                           FLAGS.init_checkpoint, options,
-                           FLAGS.eval_examples)
-      variant = (f"prune_{round(100 * options.sparsity)}"
-                 if method == "prune" else method)
-      row = measure(variant, artifacts, data_cfg, settings,
-                    timing, FLAGS.timing_images,
-                    FLAGS.eval_examples)
-      row["seconds"] = time.time() - started
-      with open(os.path.join(cfg.run_dir, "compression.json"), "w") as fh:
-        json.dump(row, fh, indent=1)
-      rows.append(row)
-      print(json.dumps(row))
+      out = compress(method, experiment, os.path.join(root, method),
+                     FLAGS.init_checkpoint, options)
+      print(json.dumps({"method": method, "tflite": out["tflite"],
+                        "saved_model": out["saved_model"]}))
   except (ValueError, FileNotFoundError) as err:
     logging.error("%s", err)
     raise SystemExit(f"error: {err}") from None
-  if FLAGS.table:
-    with open(FLAGS.table, "w") as fh:
-      json.dump(rows, fh, indent=1)
-    print(f"wrote {FLAGS.table}; command: python -m tnet_tf.compress "
-          + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
-  runner.run(None, main)
+  runner.run(None, main, define_flags)

@@ -1,4 +1,6 @@
-"""Typed configuration: flags → a preset dataclass → constructors."""
+"""Typed configuration: flags → an ``Experiment`` of dataclasses →
+constructors. ``Experiment.to_record()`` / ``from_record()`` are the one way
+a run directory's ``config.json`` is written and read."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,10 +37,12 @@ class ModelConfig:
     self.locations = tuple(int(k) for k in self.locations)
     if self.input_size is not None:
       self.input_size = tuple(int(s) for s in self.input_size)
+    self.backbone_kwargs = _tuples(dict(self.backbone_kwargs))
     self.validate()
 
   def validate(self) -> None:
-    from tnet_tf.layers import grid  # local: keep config import light
+    from tnet_tf import inputs  # local: keep config import light
+    from tnet_tf.layers import grid
     if self.levels < 1:
       raise ValueError(f"levels must be >= 1, got {self.levels}")
     if len(self.locations) != self.levels - 1:
@@ -50,11 +54,7 @@ class ModelConfig:
       raise ValueError(f"selection must be 'sampling' or 'greedy', got "
                        f"{self.selection!r}")
     grid.cell_boxes(self.grid_size, self.cell_fraction)  # validates n, c
-    for level, k in enumerate(self.locations, start=2):
-      if not 0 <= k <= self.grid_size ** 2:
-        raise ValueError(
-            f"locations for level {level} must be in [0, "
-            f"{self.grid_size ** 2}], got {k}")
+    inputs.check_level_range(self.locations, self.grid_size)
     if self.input_size is not None and not self.allow_upsampling:
       most = grid.max_levels(self.input_size, self.base_resolution,
                              self.cell_fraction)
@@ -149,7 +149,6 @@ class DataConfig:
 @dataclasses.dataclass
 class TrainConfig:
   """How to train: optimisation, schedule, checkpoints, hardware."""
-  run_dir: str = "runs/default"
   batch_size: int = 32  # global, over all replicas
   train_steps: int = 1000
   checkpoint_every: int = 100
@@ -193,3 +192,108 @@ class TrainConfig:
                        f"got {sorted(unknown)}")
     if self.lr_schedule == "step" and not self.lr_decay_steps:
       raise ValueError("lr_schedule='step' needs lr_decay_steps")
+
+
+@dataclasses.dataclass
+class LossConfig:
+  """Hyper-parameters of the learning rule (defaults: the ImageNet recipe)."""
+  lambda_c: float = 0.3
+  lambda_r: float = 0.3
+  lambda_f: float = 0.1
+  perfreg_cap: Optional[int] = None  # last level with per-feature terms
+  num_samples: int = 1  # M Monte-Carlo samples (batch repeated M times)
+  baseline_decay: float = 0.9
+  contrastive_weight: float = 0.0
+  contrastive_margin: float = 0.4
+  l2: float = 0.0  # weight of Σ ||kernel||² / 2
+
+  def __post_init__(self):
+    for name in ("lambda_c", "lambda_r", "baseline_decay"):
+      value = getattr(self, name)
+      if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    for name in ("lambda_f", "contrastive_weight", "l2"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if self.num_samples < 1:
+      raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+    if self.perfreg_cap is not None and self.perfreg_cap < 1:
+      raise ValueError(f"perfreg_cap must be >= 1, got {self.perfreg_cap}")
+
+
+KINDS = ("tnet", "baseline")  # TNet, or its backbone on whole images
+MODES = ("train", "eval")
+
+
+@dataclasses.dataclass
+class Experiment:
+  """One run: what to build (``kind``, ``model``), on which data, trained and
+  evaluated how. ``mode="eval"`` only evaluates the latest checkpoint;
+  ``eval_examples`` caps the evaluation split (0: all); ``export`` writes
+  the serving SavedModel at the end of training."""
+  model: ModelConfig
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+  kind: str = "tnet"
+  mode: str = "train"
+  eval_examples: int = 0
+  export: bool = True
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"kind must be one of {list(KINDS)}, got "
+                       f"{self.kind!r}")
+    if self.mode not in MODES:
+      raise ValueError(f"mode must be one of {list(MODES)}, got "
+                       f"{self.mode!r}")
+    if self.eval_examples < 0:
+      raise ValueError(f"eval_examples must be >= 0, got "
+                       f"{self.eval_examples}")
+
+  def replace(self, **changes) -> "Experiment":
+    return dataclasses.replace(self, **changes)
+
+  def to_record(self) -> dict[str, Any]:
+    """The JSON-able record written to a run directory's ``config.json``."""
+    return _jsonable({"model_kind": self.kind,
+                      "model": dataclasses.asdict(self.model),
+                      "loss": dataclasses.asdict(self.loss),
+                      "train": dataclasses.asdict(self.train),
+                      "data": dataclasses.asdict(self.data),
+                      "mode": self.mode, "eval_examples": self.eval_examples,
+                      "export": self.export})
+
+  @classmethod
+  def from_record(cls, record: dict[str, Any]) -> "Experiment":
+    """The experiment a ``config.json`` record describes (fields it lacks
+    take their defaults; fields no longer known are dropped)."""
+    if "model" not in record:
+      raise ValueError("not an experiment record: it has no 'model' entry")
+    return cls(model=_from_dict(ModelConfig, record["model"]),
+               data=_from_dict(DataConfig, record.get("data", {})),
+               train=_from_dict(TrainConfig, record.get("train", {})),
+               loss=_from_dict(LossConfig, record.get("loss", {})),
+               kind=record.get("model_kind", "tnet"),
+               mode=record.get("mode", "train"),
+               eval_examples=int(record.get("eval_examples", 0)),
+               export=bool(record.get("export", True)))
+
+
+def _tuples(value):
+  """Lists → tuples, recursively (JSON gives lists back for tuples)."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_tuples(v) for v in value)
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  return value
+
+
+def _from_dict(cls, values: dict[str, Any]):
+  known = {f.name for f in dataclasses.fields(cls)}
+  return cls(**{k: _tuples(v) for k, v in values.items() if k in known})
+
+
+def _jsonable(obj):
+  import json  # local: only records need it
+  return json.loads(json.dumps(obj, default=list))

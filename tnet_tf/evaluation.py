@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tnet_tf.model import TNet, total_locations
+from tnet_tf.inputs import total_locations
 
 
 def _counts(logits, labels):
@@ -28,21 +28,18 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
                           ) -> list[dict]:
   """Top-1, top-5 and cross-entropy for each locations setting, in one pass.
 
-  ``dataset`` yields batches ``(images, labels)``. Each batch is classified
-  once per setting (a model that is not a TNet has one setting). Returns one
-  dict per setting: ``locations``, ``top1``, ``top5``, ``loss``,
+  ``model`` is a task or a TNet: ``model(images, locations=...)`` returns a
+  record with ``logits``. ``dataset`` yields batches ``(images, labels)``;
+  each batch is classified once per setting. Returns one dict per setting:
+  ``locations``, ``total_locations``, ``top1``, ``top5``, ``loss``,
   ``examples``.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  is_tnet = isinstance(model, TNet)
-  settings = [tuple(int(k) for k in s) for s in settings] if is_tnet else [()]
+  settings = [tuple(int(k) for k in s) for s in settings]
 
   def make_step(locs):
     def replica_fn(images, labels):
-      if is_tnet:
-        logits = model(images, training=False, locations=locs)["logits"]
-      else:
-        logits = model(images, training=False)
+      logits = model(images, training=False, locations=locs)["logits"]
       return _counts(logits, labels)
 
     @tf.function(reduce_retracing=True)

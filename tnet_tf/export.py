@@ -2,13 +2,12 @@
 
   python -m tnet_tf.export --run_dir=runs/fmow/tnet_stage2 [--output=DIR]
 
-Signatures (a TNet; a baseline has the same without ``locations`` and the
-attention record):
+Signatures:
 - ``serving_default``: ``images`` uint8 ``[B, H, W, C]`` of any height and
   width, ``locations`` int32 ``[levels - 1]`` (cells attended per region at
   each level after the first; 0 stops there) →
-  ``logits`` and ``probabilities`` ``[B, classes]``, ``top5_classes``, ``top5_probabilities``,
-  ``top5_names`` ``[B, 5]`` and the attention record: ``boxes`` ``[B, N, 4]``
+  ``logits`` and ``probabilities`` ``[B, classes]``, ``top5_classes``,
+  ``top5_probabilities``, ``top5_names`` ``[B, 5]`` and the attention record: ``boxes`` ``[B, N, 4]``
   (y0, x0, y1, x1 in input pixels), ``levels`` ``[B, N]``,
   ``location_probabilities`` ``[B, N]`` (the location module's probability of
   each attended cell; 1 for the whole image) and ``feature_weights``
@@ -17,6 +16,8 @@ attention record):
   each image at its own size) and ``locations`` → the same outputs.
 - ``metadata``: class names, default locations, levels, grid size, base
   resolution.
+A full-image baseline has the same signatures without ``locations``; its
+record is one level (the whole image).
 Bad requests (undecodable bytes, locations out of range, wrong dtypes or
 ranks) fail that request with an error naming the problem; the loaded model
 keeps serving. The model loads with ``tf.saved_model.load`` or
@@ -24,7 +25,6 @@ keeps serving. The model loads with ``tf.saved_model.load`` or
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -34,43 +34,42 @@ from absl import logging
 import tensorflow as tf
 import tf_keras as keras
 
-from tnet_tf.model import TNet
+from tnet_tf import inputs
 
 
 class Serving(tf.Module):
-  """A TNet or a baseline classifier behind serving signatures."""
+  """A TNet, or any task (``tnet_tf.tasks``), behind serving signatures.
+
+  ``model(images, training=False, locations=...)`` must return the
+  attention record (``logits``, ``boxes``, ``levels``, ...) and the model
+  must say its ``levels``, ``default_locations`` and ``config``; a
+  one-level model takes no ``locations`` input.
+  """
 
   def __init__(self, model: keras.Model, class_names: Sequence[str],
                channels: int = 3,
                default_locations: Optional[Sequence[int]] = None):
     super().__init__()
-    if not isinstance(model, TNet):
-      # the same layers without the training-only add_loss closures (L2),
-      # which a SavedModel cannot serialise
-      model = keras.Model(model.inputs, model.outputs, name=model.name)
     self.model = model
-    self.is_tnet = isinstance(model, TNet)
     self.channels = channels
-    cfg = getattr(model, "config", None)
-    self.num_levels = cfg.levels if self.is_tnet else 1
-    self.cells = cfg.grid_size ** 2 if self.is_tnet else 0
+    self.num_levels = model.levels
     self.class_names = tf.constant([str(c) for c in class_names])
-    default = (list(default_locations if default_locations is not None
-                    else cfg.locations) if self.is_tnet else [])
-    default += [0] * (self.num_levels - 1 - len(default))
-    self.default_locations = tf.constant(default, tf.int32)
+    default = (model.default_locations if default_locations is None
+               else default_locations)
+    self.default_locations = tf.constant(
+        inputs.pad_locations(default, self.num_levels), tf.int32)
     image_spec = tf.TensorSpec([None, None, None, channels], tf.uint8,
                                name="images")
     bytes_spec = tf.TensorSpec([None], tf.string, name="encoded")
-    loc_spec = tf.TensorSpec([self.num_levels - 1], tf.int32,
-                             name="locations")
-    if self.is_tnet:
-      self.serve = tf.function(self._serve_images,
+    if self.num_levels > 1:
+      loc_spec = tf.TensorSpec([self.num_levels - 1], tf.int32,
+                               name="locations")
+      self.serve = tf.function(self._outputs,
                                input_signature=[image_spec, loc_spec])
       self.serve_bytes = tf.function(self._serve_bytes,
                                      input_signature=[bytes_spec, loc_spec])
     else:
-      self.serve = tf.function(lambda images: self._serve_images(images),
+      self.serve = tf.function(lambda images: self._outputs(images),
                                input_signature=[image_spec])
       self.serve_bytes = tf.function(
           lambda encoded: self._serve_bytes(encoded),
@@ -78,54 +77,33 @@ class Serving(tf.Module):
     self.metadata = tf.function(self._metadata, input_signature=[])
 
   def _metadata(self):
-    cfg = getattr(self.model, "config", None)
+    cfg = self.model.config
+    attends = self.num_levels > 1
     return {"class_names": self.class_names,
             "default_locations": self.default_locations,
             "levels": tf.constant(self.num_levels),
-            "grid_size": tf.constant(cfg.grid_size if self.is_tnet else 0),
+            "grid_size": tf.constant(cfg.grid_size if attends else 0),
             "base_resolution": tf.constant(
-                cfg.base_resolution if self.is_tnet else 0)}
-
-  def _check_locations(self, locations):
-    checks = [
-        tf.debugging.assert_non_negative(
-            locations, message="locations must be >= 0 per level"),
-        tf.debugging.assert_less_equal(
-            locations, self.cells,
-            message=f"locations per level must be <= {self.cells} (the "
-                    "cells of the attention grid)")]
-    with tf.control_dependencies(checks):
-      return tf.identity(locations)
+                cfg.base_resolution if attends else 0)}
 
   def _outputs(self, images, locations=None):
     """The response for a batch of same-size uint8 images."""
     classes = int(self.class_names.shape[0])
-    if self.is_tnet:
-      locations = self._check_locations(locations)
-      out = self.model(images, training=False, locations=locations)
-      logits = out["logits"]
-    else:
-      logits = self.model(tf.cast(images, tf.float32), training=False)
-    logits = tf.cast(logits, tf.float32)
+    out = self.model(images, training=False, locations=locations)
+    logits = tf.cast(out["logits"], tf.float32)
     probs = tf.nn.softmax(logits)
     top = tf.math.top_k(probs, min(5, classes))
-    result = {"logits": logits, "probabilities": probs,
-              "top5_classes": top.indices,
-              "top5_probabilities": top.values,
-              "top5_names": tf.gather(self.class_names, top.indices)}
-    if self.is_tnet:
-      batch = tf.shape(images)[0]
-      log_p = out["location_log_probs"]
-      result.update({
-          "boxes": out["boxes"],
-          "levels": tf.tile(out["levels"][None], [batch, 1]),
-          "location_probabilities": tf.concat(
-              [tf.ones([batch, 1]), tf.exp(log_p)], axis=1),
-          "feature_weights": tf.cast(out["feature_weights"], tf.float32)})
-    return result
-
-  def _serve_images(self, images, locations=None):
-    return self._outputs(images, locations)
+    batch = tf.shape(images)[0]
+    return {"logits": logits, "probabilities": probs,
+            "top5_classes": top.indices,
+            "top5_probabilities": top.values,
+            "top5_names": tf.gather(self.class_names, top.indices),
+            "boxes": out["boxes"],
+            "levels": tf.tile(out["levels"][None], [batch, 1]),
+            "location_probabilities": tf.concat(
+                [tf.ones([batch, 1]), tf.exp(out["location_log_probs"])],
+                axis=1),
+            "feature_weights": tf.cast(out["feature_weights"], tf.float32)}
 
   def _serve_bytes(self, encoded, locations=None):
     def one(data):
@@ -141,18 +119,15 @@ class Serving(tf.Module):
   def _output_specs(self) -> dict:
     classes = int(self.class_names.shape[0])
     top = min(5, classes)
-    specs = {"logits": tf.TensorSpec([None, classes], tf.float32),
-             "probabilities": tf.TensorSpec([None, classes], tf.float32),
-             "top5_classes": tf.TensorSpec([None, top], tf.int32),
-             "top5_probabilities": tf.TensorSpec([None, top], tf.float32),
-             "top5_names": tf.TensorSpec([None, top], tf.string)}
-    if self.is_tnet:
-      specs.update({
-          "boxes": tf.TensorSpec([None, None, 4], tf.float32),
-          "levels": tf.TensorSpec([None, None], tf.int32),
-          "location_probabilities": tf.TensorSpec([None, None], tf.float32),
-          "feature_weights": tf.TensorSpec([None, None], tf.float32)})
-    return specs
+    return {"logits": tf.TensorSpec([None, classes], tf.float32),
+            "probabilities": tf.TensorSpec([None, classes], tf.float32),
+            "top5_classes": tf.TensorSpec([None, top], tf.int32),
+            "top5_probabilities": tf.TensorSpec([None, top], tf.float32),
+            "top5_names": tf.TensorSpec([None, top], tf.string),
+            "boxes": tf.TensorSpec([None, None, 4], tf.float32),
+            "levels": tf.TensorSpec([None, None], tf.int32),
+            "location_probabilities": tf.TensorSpec([None, None], tf.float32),
+            "feature_weights": tf.TensorSpec([None, None], tf.float32)}
 
 
 def export_saved_model(model: keras.Model, path: str,
@@ -160,11 +135,10 @@ def export_saved_model(model: keras.Model, path: str,
                        channels: int = 3,
                        default_locations: Optional[Sequence[int]] = None
                        ) -> str:
-  """Writes the serving SavedModel of ``model`` to ``path``."""
+  """Writes the serving SavedModel of ``model`` (a TNet or a task) to
+  ``path``."""
   if class_names is None:
-    classes = (model.config.num_classes if isinstance(model, TNet)
-               else int(model.outputs[0].shape[-1]))
-    class_names = [str(i) for i in range(classes)]
+    class_names = [str(i) for i in range(model.config.num_classes)]
   module = Serving(model, class_names, channels, default_locations)
   tf.saved_model.save(module, path, signatures={
       "serving_default": module.serve, "serve_bytes": module.serve_bytes,
@@ -172,79 +146,24 @@ def export_saved_model(model: keras.Model, path: str,
   return path
 
 
-def load_run(run_dir: str, checkpoint: Optional[str] = None):
-  """The model of a run directory, restored from its latest (or the given)
-  checkpoint, with the run's configuration record."""
-  from tnet_tf import baselines  # local: keeps the serving import light
-  from tnet_tf.config import ModelConfig
-  path = os.path.join(run_dir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: --run_dir must be a run "
-                            "directory of tnet_tf.experiments")
-  with open(path) as fh:
-    record = json.load(fh)
-  cfg = ModelConfig(**record["model"])
-  if record.get("model_kind") == "tnet":
-    model = TNet(cfg)
-  else:
-    kwargs = dict(cfg.backbone_kwargs)
-    kwargs.pop("weights", None)
-    if cfg.backbone.startswith("efficientnet"):
-      kwargs = {k: v for k, v in kwargs.items() if k == "block_drop_rate"}
-    model = baselines.build_classifier(
-        cfg.backbone, cfg.num_classes, cfg.input_size or (None, None),
-        cfg.dropout, **kwargs)
-  checkpoint = checkpoint or tf.train.latest_checkpoint(
-      os.path.join(run_dir, "checkpoints"))
-  if not checkpoint:
-    raise FileNotFoundError(f"no checkpoint in {run_dir}/checkpoints")
-  read_weights(model, checkpoint, f"checkpoint {checkpoint}")
-  return model, record, checkpoint
-
-
-def read_weights(model: keras.Model, checkpoint: str, what: str) -> None:
-  """Restores ``model``'s weights from a training checkpoint (no optimiser
-  state), or a ValueError naming ``what`` when they do not match."""
-  try:
-    tf.train.Checkpoint(model=model).read(
-        checkpoint).assert_existing_objects_matched().expect_partial()
-  except (AssertionError, ValueError, tf.errors.OpError) as err:
-    raise ValueError(f"{what} does not match this model: "
-                     f"{str(err).splitlines()[0][:400]}") from err
-
-
-def run_class_names(run_dir: str, num_classes: int) -> list[str]:
-  """The class names a run recorded (classes.json / summary.json)."""
-  for name, key in (("classes.json", None), ("summary.json", "data")):
-    path = os.path.join(run_dir, name)
-    if os.path.exists(path):
-      with open(path) as fh:
-        data = json.load(fh)
-      names = data.get(key, {}).get("classes") if key else data
-      if names and len(names) == num_classes:
-        return [str(n) for n in names]
-  return [str(i) for i in range(num_classes)]
-
-
 def main(argv: Sequence[str]) -> None:
+  from tnet_tf import data as data_lib  # local: keeps serving light
+  from tnet_tf import runs
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   flags_ = flags.FLAGS
   if not flags_.run_dir:
     raise app.UsageError("--run_dir is required")
   try:
-    model, record, checkpoint = load_run(flags_.run_dir, flags_.checkpoint)
+    loaded = runs.load(flags_.run_dir, flags_.checkpoint)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
-  classes = record["model"]["num_classes"]
-  channels = 1 if record.get("data", {}).get("name") == (
-      "megapixel_digits") else 3
   output = flags_.output or os.path.join(flags_.run_dir, "saved_model")
   locations = ([int(k) for k in flags_.locations]
                if flags_.locations is not None else None)
-  export_saved_model(model, output, run_class_names(flags_.run_dir, classes),
-                     channels, locations)
-  logging.info("exported %s (from %s)", output, checkpoint)
+  export_saved_model(loaded.task, output, loaded.class_names,
+                     data_lib.channels(loaded.experiment.data), locations)
+  logging.info("exported %s (from %s)", output, loaded.checkpoint)
   print(output)
 
 

@@ -13,37 +13,9 @@ each batch: ``b ← 0.9·b + 0.1·[λr·mean(R) + (1−λr)·mean(R_k)]``.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Optional
-
 import tensorflow as tf
 
-
-@dataclasses.dataclass
-class LossConfig:
-  """Hyper-parameters of the learning rule (defaults: the ImageNet recipe)."""
-  lambda_c: float = 0.3
-  lambda_r: float = 0.3
-  lambda_f: float = 0.1
-  perfreg_cap: Optional[int] = None  # last level with per-feature terms
-  num_samples: int = 1  # M Monte-Carlo samples (batch repeated M times)
-  baseline_decay: float = 0.9
-  contrastive_weight: float = 0.0
-  contrastive_margin: float = 0.4
-  l2: float = 0.0  # weight of Σ ||kernel||² / 2
-
-  def __post_init__(self):
-    for name in ("lambda_c", "lambda_r", "baseline_decay"):
-      value = getattr(self, name)
-      if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    for name in ("lambda_f", "contrastive_weight", "l2"):
-      if getattr(self, name) < 0:
-        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    if self.num_samples < 1:
-      raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-    if self.perfreg_cap is not None and self.perfreg_cap < 1:
-      raise ValueError(f"perfreg_cap must be >= 1, got {self.perfreg_cap}")
+from tnet_tf.config import LossConfig
 
 
 def correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

@@ -1,31 +1,29 @@
-"""TNet: multi-scale hard attention (paper §3.1, Fig. 2).
+"""TNet: multi-scale hard attention (paper §3.1, Fig. 2) — the architecture.
 
 Level 1 sees the whole image at the base resolution ``r``; at each next level
 the location module picks ``k`` cells of every region's ``n×n`` grid, and the
 chosen cells are cut from the full-resolution input and resized to ``r``. All
 feature vectors get positional information, are averaged (or weighted) and
-classified.
+classified. How TNet is trained (the learning rule, its baseline, the
+optimisers) is the task's: ``tnet_tf.tasks.TNetClassifier``.
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf import backbones
-from tnet_tf import losses
+from tnet_tf import inputs
 from tnet_tf.config import ModelConfig
 from tnet_tf.layers import grid
 from tnet_tf.layers import positional
+from tnet_tf.layers.base import LayerHook
 from tnet_tf.layers.classification import ClassificationModule
 from tnet_tf.layers.feature_weighting import FeatureWeightingModule
 from tnet_tf.layers.location import LocationModule
 from tnet_tf.layers.positional import PositionalEncodingModule
-
-_IMAGE_DTYPES = (tf.uint8, tf.uint16, tf.int8, tf.int16, tf.int32, tf.int64,
-                 tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
 def gumbel_top_k(log_probs: tf.Tensor, k: int,
@@ -41,25 +39,12 @@ def gumbel_top_k(log_probs: tf.Tensor, k: int,
   return tf.math.top_k(log_probs - tf.math.log(-tf.math.log(u)), k).indices
 
 
-def features_per_level(locations: Sequence[int]) -> list[int]:
-  """Regions per image at each level: ``[1, k1, k1·k2, ...]``."""
-  counts = [1]
-  for k in locations:
-    counts.append(counts[-1] * k)
-  return counts
-
-
-def total_locations(locations: Sequence[int]) -> int:
-  """Attended locations per image: ``k1 + k1·k2 + ...`` (``N − 1``)."""
-  return sum(features_per_level(locations)) - 1
-
-
 class Sampling:
   """How TNet samples pixels: ``crop_and_resize(images, boxes, box_indices,
   size)`` with boxes as in ``tf.image.crop_and_resize`` (bilinear, float32
   out), and ``whole(images, size)``, the same for the box (0, 0, 1, 1) of
-  every image. ``TNet.sampling`` may be swapped (``tnet_tf.tflite`` traces
-  with TFLite builtin ops)."""
+  every image. A traversal may use another (``TNet.start(sampling=...)``:
+  ``tnet_tf.tflite`` traces with TFLite builtin ops)."""
 
   @staticmethod
   def crop_and_resize(images, boxes, box_indices, size):
@@ -85,6 +70,22 @@ def level_geometry(config: ModelConfig, input_hw: Sequence[int]) -> list[dict]:
   return rows
 
 
+def build_backbone(config: ModelConfig) -> backbones.FeatureExtractor:
+  """The feature extraction module a config names, for its grid."""
+  kwargs = dict(config.backbone_kwargs)
+  kwargs.setdefault("base_resolution", config.base_resolution)
+  kwargs.setdefault("grid_size", config.grid_size)
+  if config.backbone.startswith("efficientnet") or (
+      config.backbone == "tiny_cnn"):
+    kwargs.setdefault("cell_fraction", config.cell_fraction)
+  return backbones.build(config.backbone, **kwargs)
+
+
+# the traversal state's per-level lists, in the order ``_descend_if`` packs
+_LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
+               "location_probs", "location_indices")
+
+
 class TNet(keras.Model):
   """The Traversal Network.
 
@@ -100,22 +101,19 @@ class TNet(keras.Model):
   probability of each attended cell), ``embedding`` ``[B, D]`` and, per level
   with a decision, ``location_probs`` ``[B, G, n²]`` and ``location_indices``
   ``[B, G, k]`` (``G`` regions of that level per image).
+
+  ``backbone`` replaces the one the config names; ``layer_hook(path,
+  layer)`` sees every sub-layer the modules make (``tnet_tf.compress``
+  wraps them for pruning or quantization-aware training).
   """
 
   def __init__(self, config: ModelConfig,
                backbone: Optional[backbones.FeatureExtractor] = None,
-               **kwargs):
+               layer_hook: Optional[LayerHook] = None, **kwargs):
     kwargs.setdefault("name", "tnet")
     super().__init__(**kwargs)
     self.config = config
-    if backbone is None:
-      backbone_kwargs = dict(config.backbone_kwargs)
-      backbone_kwargs.setdefault("base_resolution", config.base_resolution)
-      backbone_kwargs.setdefault("grid_size", config.grid_size)
-      if config.backbone.startswith("efficientnet") or (
-          config.backbone == "tiny_cnn"):
-        backbone_kwargs.setdefault("cell_fraction", config.cell_fraction)
-      backbone = backbones.build(config.backbone, **backbone_kwargs)
+    backbone = backbone or build_backbone(config)
     if backbone.base_resolution != config.base_resolution:
       raise ValueError(f"backbone base resolution {backbone.base_resolution} "
                        f"!= config.base_resolution {config.base_resolution}")
@@ -125,20 +123,22 @@ class TNet(keras.Model):
                        f"{config.grid_size}")
     self.feature_extraction = backbone
     self.sampling = Sampling()
+    hook = {"layer_hook": layer_hook}
     self.location_module = LocationModule(
         config.location_variant or backbone.location_variant,
-        config.location_hidden_dim, name="location_module")
+        config.location_hidden_dim, name="location_module", **hook)
     self.positional_module = PositionalEncodingModule(
         config.positional_variant or backbone.positional_variant,
-        name="positional_encoding_module")
+        name="positional_encoding_module", **hook)
     self.classification_module = ClassificationModule(
-        config.num_classes, config.dropout, name="classification_module")
-    self.feature_weighting = (FeatureWeightingModule(name="feature_weighting")
-                              if config.feature_weighting else None)
+        config.num_classes, config.dropout, name="classification_module",
+        **hook)
+    self.feature_weighting = (
+        FeatureWeightingModule(name="feature_weighting", **hook)
+        if config.feature_weighting else None)
     self._cells = tf.constant(
         grid.cell_boxes(config.grid_size, config.cell_fraction), tf.float32)
     dim = backbone.feature_dim
-    r = config.base_resolution
     # Build every sub-layer now so weights exist before the first call
     # (checkpoint restore, summaries, parameter counts).
     self.location_module.build(
@@ -148,130 +148,28 @@ class TNet(keras.Model):
     self.classification_module.build([None, dim])
     if self.feature_weighting is not None:
       self.feature_weighting.build([None, None, dim])
-    # EMA baseline of the rewards (non-trainable: saved in checkpoints,
-    # identical on every replica).
-    self.baseline = self.add_weight(
-        name="reinforce_baseline", shape=(), dtype=tf.float32,
-        initializer=keras.initializers.Constant(0.5), trainable=False,
-        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    self.eval_locations: Optional[Sequence[int]] = None  # None: config's
-    self.loss_config = losses.LossConfig()
-    self.backbone_optimizer = None
-    self._tnet_metrics: dict = {}
+    r = config.base_resolution
     self.build_input_shape = (None, r, r, 3)
     self.built = True
 
-  # ------------------------------------------------------------------ inputs
-  def _check_locations(self, locations) -> tuple[int, ...]:
-    cfg = self.config
-    if locations is None:
-      return cfg.locations
-    if tf.is_tensor(locations):
-      return self._check_location_tensor(locations)
-    if isinstance(locations, (int, np.integer)):
-      locations = [int(locations)]
-    try:
-      if isinstance(locations, (str, bytes)):
-        raise TypeError("a string")
-      locations = tuple(int(k) for k in locations)
-    except (TypeError, ValueError) as err:
-      raise TypeError(f"locations must be a list of ints per level, got "
-                      f"{locations!r}") from err
-    while locations and locations[-1] == 0:  # trailing zeros are no-ops
-      locations = locations[:-1]
-    if len(locations) > cfg.levels - 1:
-      raise ValueError(
-          f"locations {list(locations)} asks for {len(locations) + 1} levels; "
-          f"this model has levels={cfg.levels} (at most {cfg.levels - 1} "
-          "entries)")
-    cells = cfg.grid_size ** 2
-    for level, k in enumerate(locations, start=2):
-      if not 0 <= k <= cells:
-        raise ValueError(
-            f"locations for level {level} is {k}; allowed range is 0..{cells} "
-            f"(the {cfg.grid_size}x{cfg.grid_size} grid has {cells} cells)")
-    if 0 in locations:
-      raise ValueError(f"locations {list(locations)}: a level after one "
-                       "with 0 locations has no regions to refine")
-    return locations
+  @property
+  def levels(self) -> int:
+    return self.config.levels
 
-  def _check_location_tensor(self, locations: tf.Tensor) -> tuple:
-    """An integer tensor ``[levels - 1]`` → one scalar tensor per level
-    (serving: a different number of locations per request, one graph).
-    A level with 0 locations has no regions, nor have the levels after it."""
-    cfg = self.config
-    if not locations.dtype.is_integer:
-      raise TypeError(f"locations tensor must be an integer dtype, got "
-                      f"{locations.dtype.name}")
-    if locations.shape.rank != 1 or (
-        locations.shape[0] is not None and
-        locations.shape[0] != cfg.levels - 1):
-      raise ValueError(f"locations tensor must have shape "
-                       f"[{cfg.levels - 1}] (levels - 1), got "
-                       f"{locations.shape}")
-    cells = cfg.grid_size ** 2
-    locations = tf.cast(locations, tf.int32)
-    checks = [
-        tf.debugging.assert_equal(
-            tf.size(locations), cfg.levels - 1,
-            message=f"locations must give {cfg.levels - 1} values"),
-        tf.debugging.assert_non_negative(
-            locations, message="locations must be >= 0"),
-        tf.debugging.assert_less_equal(
-            locations, cells,
-            message=f"locations per level must be <= {cells} (the cells of "
-                    f"the {cfg.grid_size}x{cfg.grid_size} grid)")]
-    with tf.control_dependencies(checks):
-      locations = tf.identity(locations)
-    return tuple(locations[i] for i in range(cfg.levels - 1))
-
-  def _check_images(self, images) -> tf.Tensor:
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank != 4:
-      raise ValueError(f"images must be rank 4 [batch, height, width, "
-                       f"channels], got shape {images.shape}")
-    if images.dtype not in _IMAGE_DTYPES:
-      raise TypeError(f"images dtype must be one of "
-                      f"{[d.name for d in _IMAGE_DTYPES]}, got "
-                      f"{images.dtype.name}")
-    channels = images.shape[-1]
-    if channels not in (1, 3):
-      raise ValueError(f"images must have 1 or 3 channels, got {channels} "
-                       f"(shape {images.shape})")
-    for axis, name in ((0, "batch"), (1, "height"), (2, "width")):
-      if images.shape[axis] == 0:
-        raise ValueError(f"images have zero {name} (shape {images.shape})")
-    asserts = [tf.debugging.assert_positive(
-        tf.shape(images)[:3],
-        message="images must be non-empty: batch, height and width > 0")]
-    if self.config.check_numerics and images.dtype.is_floating:
-      asserts.append(tf.debugging.assert_all_finite(
-          images, "images contain NaN or Inf values"))
-    with tf.control_dependencies(asserts):
-      return tf.identity(images)
+  @property
+  def default_locations(self) -> tuple[int, ...]:
+    return self.config.locations
 
   # ----------------------------------------------------------------- forward
-  def _extract(self, images, boxes, box_image, training):
-    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops.
-    ``boxes=None``: the whole image of each example (level 1)."""
-    r = self.config.base_resolution
-    if boxes is None:
-      crops = self.sampling.whole(images, [r, r])
-    else:
-      crops = self.sampling.crop_and_resize(
-          images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
-          [r, r])  # float32 [M, r, r, C]
-    if crops.shape[-1] == 1:
-      crops = tf.tile(crops, [1, 1, 1, 3])
-    return self.feature_extraction(crops, training=training)
-
-  def _select(self, log_probs, k, training):
-    if training and self.config.selection == "sampling":
-      return gumbel_top_k(log_probs, k)
-    return tf.math.top_k(log_probs, k).indices
-
   def call(self, images, training=None, locations=None):
-    locations = self._check_locations(locations)
+    cfg = self.config
+    if locations is None:
+      locations = cfg.locations
+    elif tf.is_tensor(locations):
+      locations = inputs.check_location_tensor(locations, cfg.levels,
+                                               cfg.grid_size)
+    else:
+      locations = inputs.check_locations(locations, cfg.levels, cfg.grid_size)
     state = self.start(images, training=training)
     active = None
     for k in locations:
@@ -282,51 +180,20 @@ class TNet(keras.Model):
         state = self.descend(state, k, training=training)
     return self.readout(state, training=training)
 
-  _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
-                 "location_probs", "location_indices")
-
-  def _descend_if(self, state: dict, k: tf.Tensor, active: tf.Tensor,
-                  training) -> dict:
-    """``descend`` if ``active`` (this level and all before it have
-    locations), else a level without regions — built from empty tensors,
-    never by running the backbone on an empty batch (which TF's oneDNN
-    convolutions reject)."""
-    n2 = self.config.grid_size ** 2
-    batch = state["batch"]
-    regions = tf.convert_to_tensor(state["regions"], tf.int32)
-
-    def run():
-      new = self.descend(state, k, training=training)
-      return (tf.convert_to_tensor(new["regions"], tf.int32), new["f_map"],
-              new["boxes"], new["pos"],
-              tuple(new[key][-1] for key in self._LEVEL_KEYS))
-
-    def skip():
-      return (tf.zeros([], tf.int32), state["f_map"][:0],
-              state["boxes"][:, :0], state["pos"][:, :0],
-              (state["all_v"][-1][:0], state["boxes"][:, :0],
-               state["pos"][:, :0], tf.zeros([0], tf.int32),
-               tf.zeros([batch, 0]), tf.zeros([batch, regions, n2]),
-               tf.zeros([batch, regions, 0], tf.int32)))
-
-    children, f_map, boxes, pos, level = tf.cond(active, run, skip)
-    return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
-            "pos": pos, "num": state["num"] + children,
-            **{key: state[key] + [value]
-               for key, value in zip(self._LEVEL_KEYS, level)}}
-
   # The traversal one level at a time: ``call`` is ``start``, one ``descend``
   # per level with locations, then ``readout``. Other graphs can compose the
   # steps differently (``tnet_tf.tflite`` masks levels instead of skipping).
-  def start(self, images, training=None) -> dict:
+  def start(self, images, training=None,
+            sampling: Optional[Sampling] = None) -> dict:
     """Level 1 on the whole image: the traversal state after one level."""
-    images = self._check_images(images)
+    images = inputs.check_images(images, self.config.check_numerics)
+    sampling = sampling or self.sampling
     batch = tf.shape(images)[0]
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
-    f_map, v = self._extract(images, None, None, bool(training))
-    return {"images": images, "batch": batch, "regions": 1,
-            "f_map": f_map, "boxes": boxes, "pos": pos,
+    f_map, v = self._extract(sampling, images, None, None, bool(training))
+    return {"images": images, "sampling": sampling, "batch": batch,
+            "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
             "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
             "num": 1, "location_probs": [], "location_indices": []}
@@ -355,23 +222,17 @@ class TNet(keras.Model):
         [batch, regions * k, 3])
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    f_map, v = self._extract(state["images"], tf.reshape(boxes, [-1, 4]),
-                             box_image, training)
+    f_map, v = self._extract(state["sampling"], state["images"],
+                             tf.reshape(boxes, [-1, 4]), box_image, training)
     depth = len(state["all_v"])  # levels so far; the new one is depth + 1
-    return {
-        **state, "regions": children, "f_map": f_map,
-        "boxes": boxes, "pos": pos,
-        "all_v": state["all_v"] + [v],
-        "all_boxes": state["all_boxes"] + [boxes],
-        "all_pos": state["all_pos"] + [pos],
-        "all_levels": state["all_levels"] + [tf.fill([children], depth)],
-        "all_logp": state["all_logp"] + [
-            tf.reshape(chosen_logp, [batch, children])],
-        "num": state["num"] + children,
-        "location_probs": state["location_probs"] + [
-            tf.reshape(tf.exp(log_probs), [batch, regions, n2])],
-        "location_indices": state["location_indices"] + [
-            tf.reshape(idx, [batch, regions, k])]}
+    new = (v, boxes, pos, tf.fill([children], depth),
+           tf.reshape(chosen_logp, [batch, children]),
+           tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
+           tf.reshape(idx, [batch, regions, k]))
+    return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
+            "pos": pos, "num": state["num"] + children,
+            **{key: state[key] + [value]
+               for key, value in zip(_LEVEL_KEYS, new)}}
 
   def readout(self, state: dict, training=None, valid=None) -> dict:
     """Positional encoding, averaging (or weighting) and classification of
@@ -400,14 +261,13 @@ class TNet(keras.Model):
     embedding = tf.reduce_sum(features * scale, axis=1)
     logits = self.classification_module(embedding, training=training)
     feature_logits = self.classification_module(features, training=training)
-    boxes = tf.concat(state["all_boxes"], axis=1)
-    images = state["images"]
     return {
         "logits": logits,
         "feature_logits": feature_logits,
         "feature_weights": weights,
         "embedding": tf.cast(embedding, tf.float32),
-        "boxes": grid.to_pixels(boxes, tf.shape(images)[1:3]),
+        "boxes": grid.to_pixels(tf.concat(state["all_boxes"], axis=1),
+                                tf.shape(state["images"])[1:3]),
         "levels": tf.concat(state["all_levels"], axis=0) + 1,
         "positions": positions,
         "location_log_probs": (tf.concat(state["all_logp"], axis=1)
@@ -417,131 +277,54 @@ class TNet(keras.Model):
         "location_indices": state["location_indices"],
     }
 
-  # ---------------------------------------------------------------- training
-  def compile(self, optimizer="adam", loss_config=None,
-              backbone_optimizer=None, **kwargs):
-    """Keras ``compile`` plus the learning rule's hyper-parameters.
+  def _descend_if(self, state: dict, k: tf.Tensor, active: tf.Tensor,
+                  training) -> dict:
+    """``descend`` if ``active`` (this level and all before it have
+    locations), else a level without regions — built from empty tensors,
+    never by running the backbone on an empty batch (which TF's oneDNN
+    convolutions reject)."""
+    n2 = self.config.grid_size ** 2
+    batch = state["batch"]
+    regions = tf.convert_to_tensor(state["regions"], tf.int32)
 
-    With ``backbone_optimizer`` the feature extractor's variables are updated
-    by it (e.g. a smaller learning rate for a pre-trained backbone) and the
-    new modules by ``optimizer``.
-    """
-    kwargs.pop("loss", None)
-    super().compile(optimizer=optimizer, **kwargs)
-    self.loss_config = loss_config or losses.LossConfig()
-    self.backbone_optimizer = (keras.optimizers.get(backbone_optimizer)
-                               if backbone_optimizer is not None else None)
-    names = ["loss", "ce", "seq_reinforce", "perfeature_ce",
-             "perfeature_reinforce", "contrastive", "l2", "reward",
-             "baseline", "locations", "entropy"]
-    self._tnet_metrics = {n: keras.metrics.Mean(n) for n in names}
-    self._tnet_metrics["top1"] = keras.metrics.SparseCategoricalAccuracy(
-        "top1")
-    self._tnet_metrics["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
-        5, "top5")
+    def run():
+      new = self.descend(state, k, training=training)
+      return (tf.convert_to_tensor(new["regions"], tf.int32), new["f_map"],
+              new["boxes"], new["pos"],
+              tuple(new[key][-1] for key in _LEVEL_KEYS))
 
-  @property
-  def metrics(self):
-    return list(self._tnet_metrics.values())
+    def skip():
+      return (tf.zeros([], tf.int32), state["f_map"][:0],
+              state["boxes"][:, :0], state["pos"][:, :0],
+              (state["all_v"][-1][:0], state["boxes"][:, :0],
+               state["pos"][:, :0], tf.zeros([0], tf.int32),
+               tf.zeros([batch, 0]), tf.zeros([batch, regions, n2]),
+               tf.zeros([batch, regions, 0], tf.int32)))
 
-  def compute_tnet_loss(self, record, labels, training: bool):
-    """Total loss of the rule (this replica's mean) and its terms."""
-    cfg = self.loss_config
-    terms = losses.tnet_loss_terms(record, labels, self.baseline, cfg)
-    total = tf.reduce_mean(terms["per_example"])
-    terms["contrastive"] = tf.constant(0.0)
-    terms["l2"] = tf.constant(0.0)
-    if cfg.contrastive_weight:
-      terms["contrastive"] = losses.cosine_contrastive(
-          record["embedding"], labels, cfg.contrastive_margin)
-      total += cfg.contrastive_weight * terms["contrastive"]
-    if cfg.l2 and training:
-      terms["l2"] = losses.l2_penalty(self.trainable_variables)
-      total += cfg.l2 * terms["l2"]
-    return total, terms
+    children, f_map, boxes, pos, level = tf.cond(active, run, skip)
+    return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
+            "pos": pos, "num": state["num"] + children,
+            **{key: state[key] + [value]
+               for key, value in zip(_LEVEL_KEYS, level)}}
 
-  def _update_metrics(self, total, terms, record, labels):
-    m = self._tnet_metrics
-    m["loss"].update_state(total)
-    for name in ("ce", "seq_reinforce", "perfeature_ce",
-                 "perfeature_reinforce", "reward"):
-      m[name].update_state(terms[name])
-    m["contrastive"].update_state(terms["contrastive"])
-    m["l2"].update_state(terms["l2"])
-    m["baseline"].update_state(self.baseline)
-    m["locations"].update_state(
-        tf.cast(tf.shape(record["location_log_probs"])[1], tf.float32))
-    m["entropy"].update_state(
-        losses.location_entropy(record["location_probs"]))
-    m["top1"].update_state(labels, record["logits"])
-    m["top5"].update_state(labels, record["logits"])
-    return {name: metric.result() for name, metric in m.items()}
+  def _extract(self, sampling, images, boxes, box_image, training):
+    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops.
+    ``boxes=None``: the whole image of each example (level 1)."""
+    r = self.config.base_resolution
+    if boxes is None:
+      crops = sampling.whole(images, [r, r])
+    else:
+      crops = sampling.crop_and_resize(
+          images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
+          [r, r])  # float32 [M, r, r, C]
+    if crops.shape[-1] == 1:
+      crops = tf.tile(crops, [1, 1, 1, 3])
+    return self.feature_extraction(crops, training=training)
 
-  def _update_baseline(self, terms):
-    """EMA step with rewards averaged over all replicas' images."""
-    mask = terms["attended_mask"][None, :]
-    sums = tf.stack([
-        tf.reduce_sum(terms["reward"]),
-        tf.cast(tf.size(terms["reward"]), tf.float32),
-        tf.reduce_sum(terms["feature_reward"] * mask),
-        tf.reduce_sum(tf.ones_like(terms["feature_reward"]) * mask)])
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None:
-      sums = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sums)
-    target = losses.baseline_target(sums[0], sums[1], sums[2], sums[3],
-                                    self.loss_config.lambda_r)
-    self.baseline.assign(losses.updated_baseline(
-        self.baseline, target, self.loss_config.baseline_decay))
-
-  def split_variables(self):
-    """(head, backbone) variables; backbone is empty with one optimiser."""
-    backbone_ids = {id(v) for v in self.feature_extraction.trainable_variables}
-    if self.backbone_optimizer is None:
-      return self.trainable_variables, []
-    head = [v for v in self.trainable_variables if id(v) not in backbone_ids]
-    return head, self.feature_extraction.trainable_variables
-
-  def train_step(self, data):
-    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-    samples = self.loss_config.num_samples
-    if samples > 1:  # M Monte-Carlo samples of the locations per image
-      images = tf.concat([images] * samples, axis=0)
-      labels = tf.concat([labels] * samples, axis=0)
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    head_vars, backbone_vars = self.split_variables()
-    with tf.GradientTape() as tape:
-      record = self(images, training=True)
-      total, terms = self.compute_tnet_loss(record, labels, training=True)
-      # gradients are summed over replicas: scale to the global mean
-      objective = total / replicas
-      scaled = (self.optimizer.get_scaled_loss(objective)
-                if isinstance(self.optimizer,
-                              keras.mixed_precision.LossScaleOptimizer)
-                else objective)
-    grads = tape.gradient(scaled, head_vars + backbone_vars)
-    if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
-      grads = self.optimizer.get_unscaled_gradients(grads)
-    head_grads = grads[:len(head_vars)]
-    self.optimizer.apply_gradients(
-        [(g, v) for g, v in zip(head_grads, head_vars) if g is not None])
-    if backbone_vars:
-      backbone_grads = [
-          tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
-          for g in grads[len(head_vars):]]
-      self.backbone_optimizer.apply_gradients(zip(backbone_grads,
-                                                  backbone_vars))
-    self._update_baseline(terms)
-    return self._update_metrics(total, terms, record, labels)
-
-  def test_step(self, data):
-    images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-    record = self(images, training=False, locations=self.eval_locations)
-    total, terms = self.compute_tnet_loss(record, labels, training=False)
-    return self._update_metrics(total, terms, record, labels)
-
-  def predict_step(self, data):
-    images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return self(images, training=False, locations=self.eval_locations)
+  def _select(self, log_probs, k, training):
+    if training and self.config.selection == "sampling":
+      return gumbel_top_k(log_probs, k)
+    return tf.math.top_k(log_probs, k).indices
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):
@@ -566,7 +349,5 @@ class TNet(keras.Model):
 
   @classmethod
   def from_config(cls, config, custom_objects=None):
-    cfg = dict(config["config"])
-    return cls(ModelConfig(**cfg), name=config.get("name", "tnet"))
-
-
+    return cls(ModelConfig(**config["config"]),
+               name=config.get("name", "tnet"))

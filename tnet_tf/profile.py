@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tnet_tf import baselines
 from tnet_tf.config import preset
-from tnet_tf.model import TNet, total_locations
+from tnet_tf.inputs import total_locations
+from tnet_tf.model import TNet
 
 
 def _static(shape, op) -> list[int]:

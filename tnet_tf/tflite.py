@@ -25,11 +25,11 @@ their internal tensor names (``strip_names``).
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import zipfile
 from typing import Callable, Iterable, Optional, Sequence
 
+from ai_edge_litert import interpreter as litert
 import flatbuffers
 import numpy as np
 import tensorflow as tf
@@ -38,9 +38,10 @@ import tf_keras as keras
 from tensorflow.lite.python import convert as lite_convert
 from tensorflow.lite.python import schema_py_generated as schema
 
+from tnet_tf import inputs
 from tnet_tf import model as model_lib
 from tnet_tf.layers import precision
-from tnet_tf.model import total_locations
+from tnet_tf.inputs import total_locations
 
 CROPS = ("builtin", "select")
 QUANTIZATIONS = ("float", "int8")
@@ -111,49 +112,42 @@ class BuiltinSampling(model_lib.Sampling):
     return model_lib.Sampling.whole(tf.cast(images, tf.float32), size)
 
 
-@contextlib.contextmanager
-def _sampling(model: keras.Model, crop: str):
-  """Traces TNet with the chosen crop implementation."""
+def _sampling(crop: str) -> model_lib.Sampling:
   if crop not in CROPS:
     raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
-  saved = model.sampling
-  model.sampling = (BuiltinSampling() if crop == "builtin" else
-                    model_lib.Sampling())
-  try:
-    yield
-  finally:
-    model.sampling = saved
+  return BuiltinSampling() if crop == "builtin" else model_lib.Sampling()
 
 
-def _probabilities(model: keras.Model, images: tf.Tensor,
-                   locations) -> tf.Tensor:
-  return tf.nn.softmax(
-      model(images, training=False, locations=locations)["logits"])
-
-
-def serving_function(model: keras.Model, input_hw: Sequence[int],
+def serving_function(model: model_lib.TNet, input_hw: Sequence[int],
                      channels: int,
-                     locations: Optional[Sequence[int]] = None
+                     locations: Optional[Sequence[int]] = None,
+                     crop: str = "builtin"
                      ) -> tf.types.experimental.GenericFunction:
   """The ``tf.function`` that is converted: images (and locations) in,
   ``{"probabilities"}`` out. With ``locations`` given they are fixed."""
+  sampling = _sampling(crop)
   height, width = (int(s) for s in input_hw)
   images = tf.TensorSpec([None, height, width, channels], tf.uint8,
                          name="images")
+  cfg = model.config
   if locations is not None:
-    fixed = tuple(int(k) for k in locations)
-    return tf.function(
-        lambda x: {"probabilities": _probabilities(model, x, fixed)},
-        input_signature=[images])
+    fixed = inputs.check_locations(locations, cfg.levels, cfg.grid_size)
 
-  levels = model.config.levels
-  counts = tf.TensorSpec([levels - 1], tf.int32, name="locations")
+    def fixed_fn(x):
+      state = model.start(x, sampling=sampling)
+      for count in fixed:
+        state = model.descend(state, count)
+      logits = model.readout(state, training=False)["logits"]
+      return {"probabilities": tf.nn.softmax(logits)}
+    return tf.function(fixed_fn, input_signature=[images])
+
+  counts = tf.TensorSpec([cfg.levels - 1], tf.int32, name="locations")
 
   def fn(x, k):
-    k = model._check_location_tensor(k)  # pylint: disable=protected-access
+    k = inputs.check_location_tensor(k, cfg.levels, cfg.grid_size)
     # one straight graph (module docstring): from the first level with 0
     # locations on, 1 cell per region, features weighted 0
-    state = model.start(x)
+    state = model.start(x, sampling=sampling)
     valid = [tf.ones([1])]
     active = tf.constant(True)
     for count in k:
@@ -172,7 +166,7 @@ def representative_data(images: Iterable[np.ndarray],
   """Calibration inputs for int8: each image (``[1, H, W, C]``) under each
   locations setting, so every level's activations are seen."""
   images = [np.asarray(x) for x in images]
-  padded = [np.array(list(s) + [0] * (levels - 1 - len(s)), np.int32)
+  padded = [np.array(inputs.pad_locations(s, levels), np.int32)
             for s in settings]
 
   def generate():
@@ -200,9 +194,8 @@ def convert(model: keras.Model, input_hw: Sequence[int], channels: int, *,
                      f"{quantization!r}")
   if quantization == "int8" and representative is None:
     raise ValueError("int8 quantization needs representative inputs")
-  fn = serving_function(model, input_hw, channels, locations)
-  with _sampling(model, crop):
-    concrete = fn.get_concrete_function()
+  concrete = serving_function(model, input_hw, channels, locations,
+                              crop).get_concrete_function()
   # The converter saves the function with what it captures to keep its
   # signature; the variables alone suffice (and TNet's steps never go
   # through Keras' __call__, which saving a Keras model would want).
@@ -309,12 +302,14 @@ def zipped_bytes(data: bytes) -> int:
 
 
 class Interpreter:
-  """Runs a converted TNet: ``probabilities = run(images, locations)``."""
+  """Runs a converted TNet in LiteRT (``ai-edge-litert``, the runtime that
+  replaces ``tf.lite.Interpreter``; XNNPACK on CPU):
+  ``probabilities = run(images, locations)``."""
 
   def __init__(self, model: bytes | str, num_threads: Optional[int] = None):
     source = ({"model_path": model} if isinstance(model, str)
               else {"model_content": model})
-    self._interpreter = tf.lite.Interpreter(num_threads=num_threads, **source)
+    self._interpreter = litert.Interpreter(num_threads=num_threads, **source)
     inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
     self._images = next(d for n, d in inputs.items() if "images" in n)
     self._counts = next((d for n, d in inputs.items() if "locations" in n),
@@ -338,10 +333,7 @@ class Interpreter:
       self._shape = images.shape
     interp.set_tensor(self._images["index"], images)
     if self._counts is not None:
-      counts = list(locations) + [0] * (self.levels - 1 - len(locations))
-      if len(counts) != self.levels - 1:
-        raise ValueError(f"locations {list(locations)}: this model has "
-                         f"{self.levels} levels")
+      counts = inputs.pad_locations(locations, self.levels)
       interp.set_tensor(self._counts["index"], np.array(counts, np.int32))
     interp.invoke()
     return interp.get_tensor(self._output["index"])

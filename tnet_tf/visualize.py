@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from tnet_tf.model import total_locations  # noqa: E402
+from tnet_tf.inputs import total_locations  # noqa: E402
 
 # One fixed, clearly distinct colour per attention level (level 1 is the whole
 # image and is not drawn as a box); deeper levels beyond these cycle.

@@ -27,13 +27,14 @@ def test_evaluation_pass_skips_and_counts_the_corrupt_image(paper_datasets,
   expected = tree["splits"]["train"]
   assert data_lib.split_size(cfg, "train") == len(expected)
   labels = []
-  for image, label in data_lib.build("train", cfg, training=False):
+  counter = pipeline.SkipCounter("train")
+  for image, label in data_lib.build("train", cfg, training=False,
+                                     counter=counter):
     assert image.shape == (*SIZE, 3) and image.dtype == tf.uint8
     labels.append(int(label))
-  pipeline.COUNTERS["train"].finish()
   good = [e["label"] for f, e in expected.items() if f != tree["corrupt_file"]]
   assert collections.Counter(labels) == collections.Counter(good)
-  assert pipeline.COUNTERS["train"].skipped == 1  # the one corrupt JPEG
+  assert counter.skipped == 1  # the one corrupt JPEG
 
 
 def test_fmow_crop_variant_drops_the_corrupt_image_at_build_time(
@@ -41,9 +42,10 @@ def test_fmow_crop_variant_drops_the_corrupt_image_at_build_time(
   cfg = _cfg(paper_datasets, "fmow_crop")
   size = data_lib.split_size(cfg, "train")
   assert size == len(paper_datasets["fmow"]["splits"]["train"]) - 1
-  images = list(data_lib.build("train", cfg, training=False))
-  pipeline.COUNTERS["train"].finish()
-  assert len(images) == size and pipeline.COUNTERS["train"].skipped == 0
+  counter = pipeline.SkipCounter("train")
+  images = list(data_lib.build("train", cfg, training=False,
+                               counter=counter))
+  assert len(images) == size and counter.skipped == 0
 
 
 @pytest.mark.parametrize("name", ["imagenet", "fmow", "cub", "nabirds"])
@@ -51,13 +53,16 @@ def test_training_stream_never_ends_and_is_seeded(paper_datasets, name):
   cfg = _cfg(paper_datasets, name)
   n = len(paper_datasets[name]["splits"]["train"])
 
+  counter = pipeline.SkipCounter("train")
+
   def first(seed, count):
-    ds = data_lib.build("train", cfg, training=True, seed=seed)
+    ds = data_lib.build("train", cfg, training=True, seed=seed,
+                        counter=counter)
     return [(image.numpy(), int(label)) for image, label in ds.take(count)]
 
   stream = first(3, 3 * n)  # three epochs through a corrupt image
   assert len(stream) == 3 * n
-  assert pipeline.COUNTERS["train"].skipped >= 2
+  assert counter.skipped >= 2
   assert all(image.shape == (*SIZE, 3) for image, _ in stream)
   again = first(3, 6)
   assert all(np.array_equal(a[0], b[0]) and a[1] == b[1]

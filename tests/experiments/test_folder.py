@@ -45,10 +45,10 @@ def test_scan_finds_classes_and_skips_unreadable_files(tree):
 
 def test_corrupt_image_is_skipped_and_counted_in_a_pass(tree):
   root, expected = tree
-  images = list(data_lib.build("train", _cfg(root)))
-  pipeline.COUNTERS["train"].finish()
+  counter = pipeline.SkipCounter("train")
+  images = list(data_lib.build("train", _cfg(root), counter=counter))
   assert len(images) == expected["train"] - 1
-  assert pipeline.COUNTERS["train"].skipped == 1
+  assert counter.skipped == 1
   assert all(i.shape == (40, 56, 3) and i.dtype == tf.uint8
              for i, _ in images)
 
@@ -124,6 +124,27 @@ def test_entry_point_trains_evaluates_and_exports(tree, tmp_path):
       images=tf.zeros([1, 100, 70, 3], tf.uint8),
       locations=tf.constant([2], tf.int32))["probabilities"]
   assert probs.shape == (1, 2)
+
+
+def test_entry_point_counts_a_corrupt_file_once_per_evaluation(tree,
+                                                               tmp_path):
+  """A clean validation split reports 0 skipped (above); one with a
+  corrupt file reports it once per evaluation pass — not the partial
+  reads of the TensorBoard pictures."""
+  root = str(tmp_path / "images")
+  shutil.copytree(tree[0], root)
+  shutil.copy(tree[1]["truncated"], os.path.join(root, "val", "cat",
+                                                 "truncated.jpg"))
+  run_dir = str(tmp_path / "run")
+  result = _run(f"--data_dir={root}", f"--run_dir={run_dir}",
+                "--preset=toy", "--input_size=64", "--train_steps=4",
+                "--eval_every=2", "--batch_size=4", "--log_every=2",
+                "--noexport", cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(run_dir, "summary.json")) as fh:
+    summary = json.load(fh)
+  assert summary["eval"][0]["examples"] == 4  # 2 per class, readable
+  assert summary["skipped_images"]["validation"] == 2  # steps 2 and 4
 
 
 def test_entry_point_errors_without_a_traceback(tmp_path):

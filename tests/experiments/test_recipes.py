@@ -4,7 +4,6 @@ only where the data is, the step count, the batch size and the export.
 
 A handful run in the default suite; the rest (the large backbones) are
 ``slow`` (``make test-all``). All are parsed in the default suite."""
-import contextlib
 import glob
 import importlib
 import json
@@ -14,10 +13,10 @@ import re
 from absl import flags
 import pytest
 
+from tnet_tf.experiments import flags as experiment_flags
 from tnet_tf.experiments import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-FLAGS = flags.FLAGS
 INCLUDES = {"common.flags", "baseline_common.flags"}
 RECIPES = sorted(
     os.path.relpath(p, REPO)
@@ -28,36 +27,28 @@ RECIPES = sorted(
 FAST = {"experiments/imagenet/tnet.flags",
         "experiments/imagenet/tnet_eval.flags",
         "experiments/fmow/tnet_stage1.flags"}
-_DEFAULTS = {}
 
 
-def _entry(recipe: str):
-  return importlib.import_module(
+def _parsed(recipe: str, workdir: str, data_dir: str,
+            *extra: str) -> flags.FlagValues:
+  """The flags of ``recipe`` parsed as its entry point would (its
+  defaults), inside ``workdir``, into fresh flag values."""
+  entry = importlib.import_module(
       f"tnet_tf.experiments.{recipe.split('/')[1]}")
-
-
-@contextlib.contextmanager
-def _flags(recipe: str, workdir: str, data_dir: str, *extra: str):
-  """Parses ``recipe`` as its entry point would, inside ``workdir``."""
-  entry = _entry(recipe)
-  if not _DEFAULTS:
-    _DEFAULTS.update({name: FLAGS[name].default for name in FLAGS})
-  FLAGS.unparse_flags()
-  for name, value in _DEFAULTS.items():
-    FLAGS.set_default(name, value)
+  fv = flags.FlagValues()
+  experiment_flags.define_flags(fv)
   for name, value in entry.DEFAULTS.items():
-    FLAGS.set_default(name, value)
+    fv.set_default(name, value)
   cwd = os.getcwd()
   os.chdir(workdir)
   try:
-    FLAGS(["recipe", f"--flagfile={recipe}", f"--data_dir={data_dir}",
-           "--train_epochs=0", "--train_steps=2", "--batch_size=2",
-           "--eval_examples=2", "--backbone_weights=", "--noexport",
-           "--checkpoint_every=2", "--log_every=1", *extra])
-    yield
+    fv(["recipe", f"--flagfile={recipe}", f"--data_dir={data_dir}",
+        "--train_epochs=0", "--train_steps=2", "--batch_size=2",
+        "--eval_examples=2", "--backbone_weights=", "--noexport",
+        "--checkpoint_every=2", "--log_every=1", *extra])
   finally:
     os.chdir(cwd)
-    FLAGS.unparse_flags()
+  return fv
 
 
 @pytest.fixture(scope="module")
@@ -77,23 +68,22 @@ def _prerequisite(recipe: str):
   return None
 
 
-def _run_dir(recipe: str, workdir: str) -> str:
-  with _flags(recipe, workdir[0], workdir[1]):
-    return os.path.join(workdir[0], FLAGS.run_dir)
-
-
 def _run(recipe: str, workdir) -> dict:
   """Runs ``recipe`` (after what it needs) and returns its summary."""
   before = _prerequisite(recipe)
-  if before and not os.path.exists(
-      os.path.join(_run_dir(before, workdir), "summary.json")):
+  if before and not os.path.exists(os.path.join(
+      workdir[0], _parsed(before, *workdir).run_dir, "summary.json")):
     _run(before, workdir)
-  with _flags(recipe, *workdir):
-    mode, split = FLAGS.mode, FLAGS.eval_split
-    runner.main(["recipe"])
-    run_dir = FLAGS.run_dir
-  name = "summary.json" if mode == "train" else f"eval_{split}.json"
-  with open(os.path.join(workdir[0], run_dir, name)) as fh:
+  fv = _parsed(recipe, *workdir)
+  cwd = os.getcwd()
+  os.chdir(workdir[0])
+  try:
+    runner.main(["recipe"], fv)
+  finally:
+    os.chdir(cwd)
+  name = ("summary.json" if fv.mode == "train" else
+          f"eval_{fv.eval_split}.json")
+  with open(os.path.join(workdir[0], fv.run_dir, name)) as fh:
     return json.load(fh)
 
 
@@ -106,13 +96,17 @@ def test_every_recipe_names_its_paper_result():
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_parses_into_configs(recipe, workdir):
-  with _flags(recipe, *workdir):
-    model_cfg, loss_cfg, train_cfg, data_cfg, kind = (
-        runner.configs_from_flags())
-  assert train_cfg.train_steps == 2 and data_cfg.name in (
+  fv = _parsed(recipe, *workdir)
+  cwd = os.getcwd()
+  os.chdir(workdir[0])
+  try:
+    experiment = experiment_flags.experiment_from_flags(fv)
+  finally:
+    os.chdir(cwd)
+  assert experiment.train.train_steps == 2 and experiment.data.name in (
       "imagenet", "fmow", "fmow_crop", "cub", "nabirds")
-  assert kind == ("baseline" if "/en_b" in recipe or "bagnet77" in recipe
-                  else "tnet")
+  assert experiment.kind == ("baseline" if "/en_b" in recipe or
+                             "bagnet77" in recipe else "tnet")
 
 
 def _check(recipe: str, summary: dict) -> None:

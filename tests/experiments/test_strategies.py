@@ -14,8 +14,8 @@ SCRIPT = textwrap.dedent('''
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import tf_keras as keras
     from tnet_tf import losses
+    from tnet_tf import tasks
     from tnet_tf.config import ModelConfig
-    from tnet_tf.model import TNet
 
     cfg = ModelConfig(backbone="tiny_cnn", backbone_kwargs={"batch_norm": False},
                       num_classes=4, base_resolution=32, grid_size=3,
@@ -25,18 +25,18 @@ SCRIPT = textwrap.dedent('''
     images = rng.integers(0, 256, (8, 64, 64, 3)).astype(np.uint8)
     labels = rng.integers(0, 4, 8).astype(np.int32)
     keras.utils.set_random_seed(0)
-    weights = TNet(cfg).get_weights()
+    weights = tasks.create("tnet", cfg).get_weights()
 
     def one_step(strategy):
         with strategy.scope():
-            model = TNet(cfg)
+            model = tasks.create("tnet", cfg, losses.LossConfig(lambda_f=1.0))
             model.set_weights(weights)
-            model.compile(keras.optimizers.SGD(0.5),
-                          loss_config=losses.LossConfig(lambda_f=1.0))
+            model.compile(keras.optimizers.SGD(0.5))
         ds = tf.data.Dataset.from_tensors((images, labels))
         logs = model.make_train_function()(
             iter(strategy.experimental_distribute_dataset(ds)))
-        return {"loss": float(logs["loss"]), "baseline": float(tf.convert_to_tensor(model.baseline)),
+        baseline = tf.convert_to_tensor(model.reward_baseline)
+        return {"loss": float(logs["loss"]), "baseline": float(baseline),
                 "replicas": strategy.num_replicas_in_sync,
                 "weights": [w.tolist() for w in model.get_weights()[:4]]}
 

@@ -19,7 +19,7 @@ class FeatureExtractor(keras.layers.Layer):
 
   def __init__(self, model: keras.Model, base_resolution: int,
                f_indices: Sequence[int], location_variant: str,
-               positional_variant: str, **kwargs):
+               positional_variant: str, jit_compile: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.model = model
     self.base_resolution = int(base_resolution)
@@ -37,16 +37,24 @@ class FeatureExtractor(keras.layers.Layer):
           f"at base resolution {base_resolution}")
     self.f_channels = int(f_out.shape[-1])
     self.feature_dim = int(v_out.shape[-1])
-    self.jit_compile = False  # XLA for the backbone alone (see BUILD.md)
-    self._compiled = None
+    # XLA for the backbone alone (see BUILD.md)
+    self.jit_compile = bool(jit_compile)
+    self._xla = (tf.function(lambda x, training: model(x, training=training),
+                             jit_compile=True) if jit_compile else None)
+
+  def replace(self, model: keras.Model | None = None,
+              jit_compile: bool | None = None) -> "FeatureExtractor":
+    """The same extractor around another two-output model (e.g. a pruned or
+    quantized copy) and/or with XLA on or off."""
+    return FeatureExtractor(
+        self.model if model is None else model, self.base_resolution,
+        self.f_indices, self.location_variant, self.positional_variant,
+        self.jit_compile if jit_compile is None else jit_compile,
+        name=self.name)
 
   def call(self, images, training=None):
-    if self.jit_compile:
-      if self._compiled is None:
-        self._compiled = tf.function(
-            lambda x, training: self.model(x, training=training),
-            jit_compile=True)
-      f_map, v = self._compiled(images, bool(training))
+    if self._xla is not None:
+      f_map, v = self._xla(images, bool(training))
     else:
       f_map, v = self.model(images, training=training)
     idx = tf.constant(self.f_indices, tf.int32)

@@ -29,10 +29,12 @@ def _megapixel(split: str, cfg: DataConfig) -> tf.data.Dataset:
   return megapixel_digits.dataset(split, megapixel_config(cfg), cfg.data_dir)
 
 
-# generated datasets: already decoded examples
-GENERATED: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int]]
-GENERATED = {"toy": (_toy, toy.NUM_CLASSES),
-             "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES)}
+# generated datasets: already decoded examples; (source, classes, channels)
+GENERATED: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int,
+                           int]]
+GENERATED = {"toy": (_toy, toy.NUM_CLASSES, 3),
+             "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES,
+                                  1)}
 DATASETS = sorted([*GENERATED, *tfds_source.DATASETS, "folder"])
 
 
@@ -42,13 +44,14 @@ def check_name(name: str) -> None:
 
 
 def build(split: str, cfg: DataConfig, training: bool = False,
-          seed: Optional[int] = None, rgb: bool = False) -> tf.data.Dataset:
+          seed: Optional[int] = None, rgb: bool = False,
+          counter: Optional[pipeline.SkipCounter] = None) -> tf.data.Dataset:
   """Unbatched ``(image, label)`` examples of ``split`` of ``cfg.name``.
 
   Training examples are shuffled, repeated and augmented; ``seed`` (default
-  ``cfg.seed``) seeds both. ``rgb`` turns grey images into 3 channels
-  (full-image baselines); ``cfg.resize_to`` resizes whole images
-  (area-averaged), e.g. for a downscaled baseline.
+  ``cfg.seed``) seeds both. ``rgb`` turns grey images into 3 channels;
+  ``cfg.resize_to`` resizes whole images (area-averaged), e.g. for a
+  downscaled baseline. ``counter`` counts the images that fail to decode.
   """
   check_name(cfg.name)
   seed = cfg.seed if seed is None else seed
@@ -57,12 +60,11 @@ def build(split: str, cfg: DataConfig, training: bool = False,
     ds = pipeline.build_pipeline(
         records, lambda record, _: record, name=split, training=training,
         seed=seed, shuffle_buffer=cfg.shuffle_buffer,
-        cache=bool(cfg.resize_to))
+        cache=bool(cfg.resize_to), counter=counter)
+  elif cfg.name == "folder":
+    ds = folder.dataset(split, cfg, training, seed, counter)
   else:
-    if cfg.name == "folder":
-      ds = folder.dataset(split, cfg, training, seed)
-    else:
-      ds = tfds_source.dataset(cfg.name, split, cfg, training, seed)
+    ds = tfds_source.dataset(cfg.name, split, cfg, training, seed, counter)
 
   def prepare(image, label):
     if rgb and image.shape[-1] == 1:
@@ -83,6 +85,12 @@ def num_classes(cfg: DataConfig) -> int:
   if cfg.name == "folder":
     return len(folder.info(cfg)["classes"])
   return tfds_source.DATASETS[cfg.name].num_classes
+
+
+def channels(cfg: DataConfig) -> int:
+  """Channels of the images a dataset yields (before any ``rgb``)."""
+  check_name(cfg.name)
+  return GENERATED[cfg.name][2] if cfg.name in GENERATED else 3
 
 
 def split_size(cfg: DataConfig, split: str) -> int:

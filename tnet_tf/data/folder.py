@@ -138,14 +138,29 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
   return FolderSplits(classes, splits, tuple(unreadable), tuple(ignored))
 
 
+def listing(data_dir: str) -> tuple:
+  """Every file under ``data_dir`` with its size and modification time
+  (what a scan's result depends on; cheap next to opening the images)."""
+  entries = []
+  for dirpath, dirnames, filenames in os.walk(data_dir):
+    dirnames.sort()
+    for name in sorted(filenames):
+      stat = os.stat(os.path.join(dirpath, name))
+      entries.append((dirpath, name, stat.st_size, stat.st_mtime_ns))
+  return tuple(entries)
+
+
 @functools.lru_cache(maxsize=8)
-def cached_scan(data_dir: str, val_fraction: float, seed: int) -> FolderSplits:
+def _memo_scan(data_dir: str, val_fraction: float, seed: int,
+               files: tuple) -> FolderSplits:
+  del files  # part of the key only: a changed tree is scanned again
   return scan(data_dir, val_fraction, seed)
 
 
 def _splits(cfg: DataConfig) -> FolderSplits:
-  return cached_scan(os.path.abspath(cfg.data_dir or ""),
-                     float(cfg.options.get("val_fraction", 0.1)), cfg.seed)
+  data_dir = os.path.abspath(cfg.data_dir or "")
+  return _memo_scan(data_dir, float(cfg.options.get("val_fraction", 0.1)),
+                    cfg.seed, listing(data_dir))
 
 
 def _pil_decode(path: bytes) -> np.ndarray:
@@ -172,7 +187,8 @@ def files(cfg: DataConfig, split: str) -> list:
   return folder.files[split]
 
 
-def dataset(split: str, cfg: DataConfig, training: bool, seed: int
+def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
+            counter: Optional[pipeline.SkipCounter] = None
             ) -> tf.data.Dataset:
   """Unbatched ``(uint8 image [H, W, 3], int32 label)`` at ``image_size``;
   ``seed`` seeds shuffling and augmentation (``cfg.seed`` the hold-out)."""
@@ -207,7 +223,7 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int
   return pipeline.build_pipeline(
       records, decoder, name=split, training=training, seed=seed,
       shuffle_buffer=min(cfg.shuffle_buffer, len(pairs)) or 1,
-      total=len(pairs))
+      total=len(pairs), counter=counter)
 
 
 def info(cfg: DataConfig) -> dict:

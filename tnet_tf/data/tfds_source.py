@@ -62,7 +62,8 @@ def builder(name: str, data_dir: Optional[str]):
 
 
 def dataset(name: str, split: str, cfg: DataConfig, training: bool,
-            seed: int) -> tf.data.Dataset:
+            seed: int, counter: Optional[pipeline.SkipCounter] = None
+            ) -> tf.data.Dataset:
   """Unbatched ``(uint8 image [H, W, 3], int32 label)`` at ``image_size``;
   ``seed`` seeds file order, shuffling and augmentation."""
   import tensorflow_datasets as tfds  # local: slow import
@@ -93,7 +94,8 @@ def dataset(name: str, split: str, cfg: DataConfig, training: bool,
 
   return pipeline.build_pipeline(
       records.map(raw), decoder, name=split, training=training,
-      seed=seed, shuffle_buffer=cfg.shuffle_buffer, total=total)
+      seed=seed, shuffle_buffer=cfg.shuffle_buffer, total=total,
+      counter=counter)
 
 
 def split_size(name: str, cfg: DataConfig, split: str) -> int:

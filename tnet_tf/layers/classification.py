@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import tf_keras as keras
 
+from tnet_tf.layers.base import Module
 
-class ClassificationModule(keras.layers.Layer):
+
+class ClassificationModule(Module):
   """Maps ``[..., D]`` features to ``[..., num_classes]`` logits.
 
   The same instance classifies the aggregated feature and each individual
@@ -19,13 +21,13 @@ class ClassificationModule(keras.layers.Layer):
       raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     self.num_classes = num_classes
     self.dropout_rate = dropout
-    self.dropout = keras.layers.Dropout(dropout, name="dropout")
-    self.linear = keras.layers.Dense(
-        num_classes, kernel_initializer="glorot_normal", name="linear",
-        dtype="float32")  # logits stay float32 under mixed precision
+    self.dropout = self.sublayer(keras.layers.Dropout(dropout,
+                                                      name="dropout"))
 
   def build(self, input_shape):
-    self.linear.build(input_shape)
+    self.linear = self.sublayer(keras.layers.Dense(
+        self.num_classes, kernel_initializer="glorot_normal", name="linear",
+        dtype="float32"), input_shape)  # float32 logits (mixed precision)
     super().build(input_shape)
 
   def call(self, features, training=None):

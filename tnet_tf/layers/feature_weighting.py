@@ -5,9 +5,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf.layers import precision
+from tnet_tf.layers.base import Module
 
 
-class FeatureWeightingModule(keras.layers.Layer):
+class FeatureWeightingModule(Module):
   """Weights of the ``N`` feature vectors of an image, summing to one.
 
   Squeeze-and-excitation over the mean feature (ratio 0.25, swish, sigmoid)
@@ -21,14 +22,13 @@ class FeatureWeightingModule(keras.layers.Layer):
 
   def build(self, input_shape):
     dim = int(input_shape[-1])
-    self.squeeze = keras.layers.Dense(max(1, int(dim * self.se_ratio)),
-                                      activation="swish", name="se_reduce")
-    self.excite = keras.layers.Dense(dim, activation="sigmoid",
-                                     name="se_expand")
-    self.score = keras.layers.Dense(1, name="score")
-    self.squeeze.build([None, dim])
-    self.excite.build([None, max(1, int(dim * self.se_ratio))])
-    self.score.build([None, dim])
+    hidden = max(1, int(dim * self.se_ratio))
+    self.squeeze = self.sublayer(keras.layers.Dense(
+        hidden, activation="swish", name="se_reduce"), [None, dim])
+    self.excite = self.sublayer(keras.layers.Dense(
+        dim, activation="sigmoid", name="se_expand"), [None, hidden])
+    self.score = self.sublayer(keras.layers.Dense(1, name="score"),
+                               [None, dim])
     super().build(input_shape)
 
   def call(self, features, valid=None):

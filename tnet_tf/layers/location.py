@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf.layers import precision
+from tnet_tf.layers.base import Module
 
 
 class MeshGridCoordinates(keras.layers.Layer):
@@ -31,7 +32,7 @@ class MeshGridCoordinates(keras.layers.Layer):
     return tf.concat([features, coords], axis=-1)
 
 
-class LocationModule(keras.layers.Layer):
+class LocationModule(Module):
   """Scores the ``n×n`` candidate cells from ``F`` (and ``V`` as context).
 
   ``variant="bagnet"``: concat(F, tiled V) + coordinates → 1×1 conv
@@ -54,32 +55,31 @@ class LocationModule(keras.layers.Layer):
           f"location variant must be one of {self.VARIANTS}, got {variant!r}")
     self.variant = variant
     self.hidden_dim = hidden_dim
-    self.coordinates = MeshGridCoordinates(name="meshgrid")
+    self.coordinates = self.sublayer(MeshGridCoordinates(name="meshgrid"))
 
   def build(self, input_shape):
     f_shape, v_shape = input_shape
     f_dim, v_dim = int(f_shape[-1]), int(v_shape[-1])
-    conv = lambda units, act, name: keras.layers.Conv2D(
-        units, 1, activation=act, kernel_initializer="glorot_normal",
-        name=name)
+
+    def conv(units, act, name, channels):
+      return self.sublayer(keras.layers.Conv2D(
+          units, 1, activation=act, kernel_initializer="glorot_normal",
+          name=name), [None, None, None, channels])
+
     if self.variant == "bagnet":
       hidden = self.hidden_dim or v_dim
-      self.fuse = conv(hidden, tf.nn.leaky_relu, "conv")
-      self.fuse.build([None, None, None, f_dim + v_dim + 2])
+      self.fuse = conv(hidden, tf.nn.leaky_relu, "conv", f_dim + v_dim + 2)
     else:
       hidden = self.hidden_dim or f_dim
-      self.init_conv = conv(hidden, "swish", "init_conv")
-      self.init_conv.build([None, None, None, f_dim])
-      self.se_reduce = keras.layers.Dense(max(1, hidden // 2), "swish",
-                                          name="se_reduce")
-      self.se_reduce.build([None, hidden])
-      self.se_expand = keras.layers.Dense(hidden, "sigmoid", name="se_expand")
-      self.se_expand.build([None, max(1, hidden // 2)])
-      self.fuse = conv(hidden, "swish", "final_conv")
-      self.fuse.build([None, None, None, hidden + 2])
-    self.output_conv = conv(1, None, "output_linear")
-    self.output_conv.build([None, None, None, hidden])
-    self.coordinates.build(None)
+      self.init_conv = conv(hidden, "swish", "init_conv", f_dim)
+      self.se_reduce = self.sublayer(keras.layers.Dense(
+          max(1, hidden // 2), "swish", name="se_reduce"), [None, hidden])
+      self.se_expand = self.sublayer(keras.layers.Dense(
+          hidden, "sigmoid", name="se_expand"), [None, max(1, hidden // 2)])
+      self.fuse = conv(hidden, "swish", "final_conv", hidden + 2)
+    self.output_conv = conv(1, None, "output_linear", hidden)
+    if not self.coordinates.built:
+      self.coordinates.build(None)
     super().build(input_shape)
 
   def call(self, inputs):

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf.layers import precision
+from tnet_tf.layers.base import Module
 
 
 def child_positions(parent: tf.Tensor, cell_index: tf.Tensor,
@@ -52,7 +53,7 @@ def sinusoidal_encoding(triplets: tf.Tensor, dim: int) -> tf.Tensor:
   return enc
 
 
-class PositionalEncodingModule(keras.layers.Layer):
+class PositionalEncodingModule(Module):
   """Injects the ``(y, x, s)`` encoding into each feature vector.
 
   ``variant="concat"`` (BagNet model): ``Dense(D)`` over
@@ -74,11 +75,11 @@ class PositionalEncodingModule(keras.layers.Layer):
     self.feature_dim = int(feature_shape[-1])
     self.encoding_dim = (self.feature_dim if self.variant == "concat"
                          else max(6, self.feature_dim // 4))
-    self.dense = keras.layers.Dense(
-        self.feature_dim, kernel_initializer="glorot_normal", name="linear")
     in_dim = (self.feature_dim + self.encoding_dim if self.variant == "concat"
               else self.encoding_dim)
-    self.dense.build([None, in_dim])
+    self.dense = self.sublayer(keras.layers.Dense(
+        self.feature_dim, kernel_initializer="glorot_normal", name="linear"),
+                               [None, in_dim])
     super().build(input_shape)
 
   def call(self, inputs):

@@ -1,0 +1,57 @@
+"""Configs: the Experiment record that every run directory holds."""
+import json
+
+import numpy as np
+import pytest
+
+from tnet_tf import tasks
+from tnet_tf.config import (DataConfig, Experiment, LossConfig, TrainConfig,
+                            preset)
+
+
+def _experiment() -> Experiment:
+  return Experiment(
+      model=preset("synthetic", locations=(3,), selection="greedy"),
+      data=DataConfig(name="megapixel_digits", image_size=(256, 256),
+                      resize_to=(32, 32), options={"digit_size": 32,
+                                                   "texture": None}),
+      train=TrainConfig(eval_locations=((), (1,), (3,)), lr_schedule="step",
+                        lr_decay_steps=(80,), summaries=("weights",)),
+      loss=LossConfig(lambda_f=0.5, perfreg_cap=2), kind="tnet",
+      mode="train", eval_examples=7, export=False)
+
+
+def test_record_round_trip_through_json():
+  experiment = _experiment()
+  record = json.loads(json.dumps(experiment.to_record()))
+  again = Experiment.from_record(record)
+  assert again == experiment
+  assert again.model.backbone_kwargs == {"widths": (16, 32, 48, 64)}
+  assert again.train.eval_locations == ((), (1,), (3,))
+
+
+def test_record_gives_the_same_architecture(rng):
+  experiment = _experiment()
+  again = Experiment.from_record(json.loads(json.dumps(
+      experiment.to_record())))
+  a = tasks.create(experiment.kind, experiment.model)
+  b = tasks.create(again.kind, again.model)
+  assert [v.shape for v in a.weights] == [v.shape for v in b.weights]
+  assert [v.name for v in a.weights] == [v.name for v in b.weights]
+  b.set_weights(a.get_weights())
+  images = rng.integers(0, 256, (2, 256, 256, 1)).astype(np.uint8)
+  np.testing.assert_allclose(b(images)["logits"], a(images)["logits"],
+                             atol=1e-6)
+
+
+def test_old_records_and_bad_values():
+  # a record of an earlier version: unknown fields are dropped
+  record = _experiment().to_record()
+  record["train"]["run_dir"] = "runs/old"
+  assert Experiment.from_record(record) == _experiment()
+  with pytest.raises(ValueError, match="no 'model' entry"):
+    Experiment.from_record({"train": {}})
+  with pytest.raises(ValueError, match="kind must be one of"):
+    _experiment().replace(kind="cnn")
+  with pytest.raises(ValueError, match="mode must be one of"):
+    _experiment().replace(mode="serve")

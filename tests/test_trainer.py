@@ -1,0 +1,89 @@
+"""The trainer in-process: callbacks, the precision policy, resume, the
+run directory's record."""
+import json
+import os
+
+import pytest
+import tf_keras as keras
+
+from tnet_tf import runs
+from tnet_tf import trainer
+from tnet_tf.config import DataConfig, Experiment, TrainConfig, preset
+
+
+def _experiment(**train) -> Experiment:
+  defaults = dict(batch_size=4, train_steps=4, checkpoint_every=2,
+                  log_every=2, eval_locations=((), (2,)))
+  defaults.update(train)
+  return Experiment(model=preset("toy"),
+                    data=DataConfig(name="toy", image_size=(64, 64),
+                                    num_examples=16),
+                    train=TrainConfig(**defaults), eval_examples=8,
+                    export=False)
+
+
+class _Recorder(trainer.Callback):
+  def __init__(self):
+    self.events = []
+
+  def on_train_begin(self, run):
+    self.events.append(("begin", run.start_step))
+
+  def on_step_begin(self, step, run):
+    self.events.append(("step", step))
+
+  def on_log(self, step, logs, run):
+    self.events.append(("log", step, sorted(logs)[:2]))
+
+  def on_evaluate(self, step, rows, run):
+    self.events.append(("evaluate", step, [r["locations"] for r in rows]))
+
+  def on_train_end(self, summary, run):
+    self.events.append(("end", summary["step"]))
+
+
+def test_callbacks_see_every_step_and_the_run_resumes(tmp_path):
+  run_dir = str(tmp_path / "run")
+  recorder = _Recorder()
+  summary, task = trainer.train_and_evaluate(_experiment(), run_dir,
+                                             [recorder])
+  assert summary["step"] == 4 and task.levels == 2
+  steps = [e[1] for e in recorder.events if e[0] == "step"]
+  assert steps == [0, 1, 2, 3]
+  assert [e[1] for e in recorder.events if e[0] == "log"] == [2, 4]
+  assert ("evaluate", 4, [[], [2]]) in recorder.events
+  assert recorder.events[0] == ("begin", 0)
+  assert recorder.events[-1] == ("end", 4)
+  # the record reads back as the same experiment
+  assert runs.read_experiment(run_dir) == _experiment()
+  # the same experiment with more steps resumes at step 4
+  again = _Recorder()
+  summary, _ = trainer.train_and_evaluate(_experiment(train_steps=6),
+                                          run_dir, [again])
+  assert again.events[0] == ("begin", 4)
+  assert summary["step"] == 6 and summary["resumed_from"].endswith("ckpt-4")
+  assert summary["train_seconds"] > 0
+
+
+def test_precision_policy_is_restored_after_the_run(tmp_path):
+  before = keras.mixed_precision.global_policy().name
+  summary, task = trainer.train_and_evaluate(
+      _experiment(mixed_precision=True, train_steps=2), str(tmp_path / "r"))
+  assert task.network.feature_extraction.model.layers[1].compute_dtype == (
+      "float16")
+  assert keras.mixed_precision.global_policy().name == before == "float32"
+  assert summary["step"] == 2
+
+
+def test_eval_mode_needs_a_checkpoint(tmp_path):
+  with pytest.raises(FileNotFoundError, match="--mode=eval: no checkpoint"):
+    trainer.train_and_evaluate(_experiment().replace(mode="eval"),
+                               str(tmp_path / "empty"))
+  run_dir = str(tmp_path / "run")
+  trainer.train_and_evaluate(_experiment(train_steps=2), run_dir)
+  summary, _ = trainer.train_and_evaluate(_experiment().replace(mode="eval"),
+                                          run_dir)
+  assert summary["step"] == 2
+  assert os.path.exists(os.path.join(run_dir, "eval_validation.json"))
+  with open(os.path.join(run_dir, "config.json")) as fh:
+    assert json.load(fh)["train"]["train_steps"] == 2  # not rewritten

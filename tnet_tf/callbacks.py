@@ -1,0 +1,101 @@
+"""What a training run shows while it runs: ``trainer.Callback`` objects.
+
+``defaults(run)`` are the ones every run gets: a progress bar, and
+TensorBoard scalars (training metrics every ``log_every`` steps, evaluation
+per locations setting), optional weight / gradient histograms, and overlays
+of the attended regions of a few evaluation images.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+from tnet_tf import inputs
+from tnet_tf.trainer import Callback, Run
+
+
+def defaults(run: Run) -> list[Callback]:
+  return [ProgressBar(run), TensorBoard(run)]
+
+
+class ProgressBar(Callback):
+  """Keras' progress bar over the training steps."""
+
+  def __init__(self, run: Run):
+    self._bar = keras.utils.Progbar(
+        run.experiment.train.train_steps, interval=5.0,
+        stateful_metrics=[m.name for m in run.task.metrics] + [
+            "learning_rate", "steps_per_second", "skipped_images"])
+
+  def on_log(self, step, logs, run):
+    self._bar.update(step, list(logs.items()),
+                     finalize=step == run.experiment.train.train_steps)
+
+
+class TensorBoard(Callback):
+  """Scalars, histograms and attention overlays (``run_dir/train``,
+  ``run_dir/eval``)."""
+
+  def __init__(self, run: Run, overlay_images: int = 4):
+    self.kinds = run.experiment.train.summaries
+    self.overlay_images = overlay_images
+    self._gradients = None
+
+  def on_log(self, step, logs, run):
+    with run.train_writer.as_default(step=step):
+      for name, value in logs.items():
+        tf.summary.scalar(name, value)
+      if "weights" in self.kinds:
+        for var in run.task.trainable_variables:
+          tf.summary.histogram("weights/" + var.name, var)
+      if "gradients" in self.kinds:
+        grads = self.gradients(run)
+        for var, grad in zip(run.task.trainable_variables, grads):
+          if grad is not None:
+            tf.summary.histogram("gradients/" + var.name, grad)
+
+  def gradients(self, run: Run) -> list:
+    """Gradients of the training objective on one batch (first replica)."""
+    task = run.task
+    if self._gradients is None:
+      def replica_fn(images, labels):
+        with tf.GradientTape() as tape:
+          record = task(images, training=True)
+          loss, _ = task.objective(record, labels, training=True)
+        return tape.gradient(loss, task.trainable_variables)
+      self._gradients = tf.function(replica_fn)  # traced once
+    batch = next(run.iterator)
+    per_replica = run.strategy.run(self._gradients, args=batch[:2])
+    return [run.strategy.experimental_local_results(g)[0]
+            if g is not None else None for g in per_replica]
+
+  def on_evaluate(self, step, rows, run):
+    with run.eval_writer.as_default(step=step):
+      for row in rows:
+        tag = "locations_" + ("_".join(map(str, row["locations"])) or "0")
+        for metric in ("top1", "top5", "loss"):
+          tf.summary.scalar(f"{metric}/{tag}", row[metric])
+    if run.task.levels > 1:
+      settings = [tuple(r["locations"]) for r in rows]
+      self.attention_images(run, max(settings, key=inputs.total_locations),
+                            step)
+
+  def attention_images(self, run: Run, locations: Sequence[int],
+                       step: int) -> None:
+    """Overlays of the attended regions on a few evaluation images.
+    Every worker runs the model (its ops may be collective); the chief
+    draws."""
+    from tnet_tf import attention  # local: matplotlib only when drawing
+    from tnet_tf import visualize
+    images = next(iter(run.picture_data.batch(self.overlay_images)))[0]
+    out = run.task(images, training=False, locations=locations)
+    if not run.chief:
+      return
+    png = visualize.attention_png(list(images.numpy()),
+                                  attention.overlay_records(out))
+    with run.eval_writer.as_default(step=step):
+      tf.summary.image(
+          f"attention/locations_{'_'.join(map(str, locations))}",
+          tf.image.decode_png(png, channels=3)[None])
