@@ -210,3 +210,17 @@ def test_convert_rejects_bad_options():
     tflite.convert(model, (64, 64), 3, quantization="int8")
   with pytest.raises(ValueError, match="crop must be one of"):
     tflite.convert(model, (64, 64), 3, crop="nearest")
+
+
+def test_builtin_crop_of_a_box_ending_at_the_last_pixel(rng):
+  # float32 puts the last sample of this box 7.6e-6 past pixel 106: its
+  # ceil would index a row past the image (seen as an out-of-bounds GATHER
+  # of a TNet-B0 at 896 px during int8 calibration)
+  image = tf.constant(rng.integers(0, 256, (1, 107, 107, 3)), tf.uint8)
+  boxes = tf.constant([[0.20204082, 0.20204082, 1.0, 1.0]])
+  got = tflite.crop_and_resize(image, boxes, tf.zeros([1], tf.int32),
+                               [32, 32])
+  # TF's kernel writes 0 there; the sample belongs to the last pixel
+  want = tf.image.crop_and_resize(image, boxes - [0, 0, 1e-6, 1e-6], [0],
+                                  [32, 32])
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=0.05)

@@ -64,14 +64,18 @@ def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
   # new axes by reshape: a [:, None] slice is two TFLite ops, this is one
 
   def sample_points(start, end, size, steps):
-    # [M, steps] input coordinates of the output pixels along one axis
+    # [M, steps] input coordinates of the output pixels along one axis,
+    # clamped to the image: rounding can put the last one a hair past the
+    # last pixel, whose ceil would then index one row past the image
     span = tf.cast(size - 1, tf.float32)
     if steps == 1:
-      return tf.reshape(0.5 * (start + end) * span, [-1, 1])
-    scale = (end - start) * span / (steps - 1)
-    return tf.reshape(start * span, [-1, 1]) + (
-        tf.range(steps, dtype=tf.float32)[None, :] * tf.reshape(scale,
-                                                                [-1, 1]))
+      points = tf.reshape(0.5 * (start + end) * span, [-1, 1])
+    else:
+      scale = (end - start) * span / (steps - 1)
+      points = tf.reshape(start * span, [-1, 1]) + (
+          tf.range(steps, dtype=tf.float32)[None, :] * tf.reshape(scale,
+                                                                  [-1, 1]))
+    return tf.clip_by_value(points, 0.0, span)
 
   ys = sample_points(boxes[:, 0], boxes[:, 2], height, crop_h)
   xs = sample_points(boxes[:, 1], boxes[:, 3], width, crop_w)
