@@ -27,10 +27,33 @@ def machine_busy_seconds() -> float:
   return busy / _HZ
 
 
+def _live_descendants_seconds() -> float:
+  """CPU seconds of this process's live descendants (not yet waited for)."""
+  parents, times = {}, {}
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+      continue  # gone meanwhile
+    parents[int(entry)] = int(fields[1])
+    times[int(entry)] = (int(fields[11]) + int(fields[12])) / _HZ
+  ours, frontier = set(), {os.getpid()}
+  while frontier:
+    frontier = {pid for pid, ppid in parents.items()
+                if ppid in frontier and pid not in ours}
+    ours |= frontier
+  return sum(times[pid] for pid in ours)
+
+
 def own_seconds() -> float:
-  """CPU seconds of this process (all threads) and its waited children."""
+  """CPU seconds of this process (all threads) and of its descendants,
+  waited for (``os.times``) or still running (``/proc``)."""
   t = os.times()
-  return t.user + t.system + t.children_user + t.children_system
+  return (t.user + t.system + t.children_user + t.children_system +
+          _live_descendants_seconds())
 
 
 class LoadMonitor:

@@ -8,8 +8,12 @@ r, 2r, 4r, 8r and 16r (224² … 3584²); the time of TNet's backbone calls alon
 subprocesses it launches itself. Prints the table and the ratios of issue 7
 and writes them to ``--out``::
 
-  python -m benchmarks.performance            # the full table (~15 min)
+  python -m benchmarks.performance            # two recorded runs
   python -m benchmarks.performance --quick    # a short smoke run
+
+It waits for an idle machine, runs the whole table twice in a row and
+records the mean and spread of the ratios only if no other process
+disturbed a run (``benchmarks/record.py``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -32,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from benchmarks import record  # noqa: E402
 from tnet_tf import baselines  # noqa: E402
 from tnet_tf import profile  # noqa: E402
 from tnet_tf.config import ModelConfig, preset  # noqa: E402
@@ -76,10 +80,10 @@ def _define_flags() -> None:
                     "fmow: TNet-B0 and EN-B0 (issue 7); toy: the tiny CNN, "
                     "for smoke tests.")
   flags.DEFINE_list("sizes", None,
-                    "Square input sizes (default r, 2r, 4r, 8r, 16r, i.e. "
-                    "224..3584 for fmow; --quick: r..8r).")
+                    "Square input sizes (default r, 4r, 16r, i.e. 224, 896, "
+                    "3584 for fmow; --quick: r..8r).")
   flags.DEFINE_list("batches", ["1", "8"], "Inference batch sizes.")
-  flags.DEFINE_integer("repeats", 9,
+  flags.DEFINE_integer("repeats", 5,
                        "Timed runs per case (median); --quick: 3.")
   flags.DEFINE_integer("warmup", 2,
                        "Untimed runs per case first; --quick: 1.")
@@ -87,8 +91,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("train_repeats", None,
                        "Timed training steps per model (default --repeats).")
   flags.DEFINE_list("memory_sizes", None,
-                    "Sizes whose peak memory is measured (default all; "
-                    "--quick: 4r only); empty: none.")
+                    "Sizes whose peak memory is measured (default 4r); "
+                    "empty: none.")
   flags.DEFINE_integer("max_baseline_pixels", 8 * 1792 * 1792,
                        "Skip baseline cases of more batch*H*W pixels (EN-B0 "
                        "at 3584² batch 8: ~20 GB and minutes per call).")
@@ -98,6 +102,14 @@ def _define_flags() -> None:
                        "TF inter-op threads (0: TF's default).")
   flags.DEFINE_string("out", "benchmarks/results.json", "JSON results file.")
   flags.DEFINE_bool("quick", False, "Short smoke run (see the defaults).")
+  flags.DEFINE_integer("runs", 2, "Consecutive full runs recorded (their "
+                       "mean and spread); --quick: 1.")
+  flags.DEFINE_float("idle_threshold", 0.25,
+                     "Other processes' CPU use (cores) above which the "
+                     "machine counts as busy: wait before, and a run "
+                     "during which it is exceeded is not recorded.")
+  flags.DEFINE_float("wait_idle", 600.0,
+                     "Seconds to wait for an idle machine before starting.")
   flags.DEFINE_string("memory_child", None,
                       "Internal: KIND:SIZE:BATCH, run one inference case in "
                       "this process and exit (peak memory subprocess).")
@@ -208,7 +220,7 @@ def peak_memory(cases: Sequence[tuple[str, int, int]],
   reports its own VmHWM, the kernel's high-water mark of its resident set,
   taken after its last call.
   """
-  script = os.path.abspath(__file__)
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   common = [f"--family={FLAGS.family}",
             f"--intra_op_threads={FLAGS.intra_op_threads}",
             f"--inter_op_threads={FLAGS.inter_op_threads}"]
@@ -218,7 +230,8 @@ def peak_memory(cases: Sequence[tuple[str, int, int]],
     for case in cases[start:start + parallel]:
       spec = ":".join(str(c) for c in case)
       proc = subprocess.Popen(
-          [sys.executable, script, f"--memory_child={spec}", *common],
+          [sys.executable, "-m", "benchmarks.performance",
+           f"--memory_child={spec}", *common], cwd=repo,
           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       running.append((case, proc))
     for case, proc in running:
@@ -282,25 +295,6 @@ def train_throughput(family: str, size: int, batch: int, warmup: int,
 
 
 # --------------------------------------------------------------- report
-def machine() -> dict:
-  info = {"cpu": platform.processor() or "?", "cores": os.cpu_count(),
-          "python": platform.python_version(), "tensorflow": tf.__version__,
-          "tf_keras": keras.__version__, "platform": platform.platform(),
-          "intra_op_threads": FLAGS.intra_op_threads,
-          "inter_op_threads": FLAGS.inter_op_threads}
-  try:
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-      names = [l.split(":", 1)[1].strip() for l in f
-               if l.startswith("model name")]
-    info["cpu"] = names[0] if names else info["cpu"]
-    with open("/proc/meminfo", encoding="ascii") as f:
-      kb = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
-    info["ram_gib"] = round(kb / 2**20, 1)
-  except (OSError, StopIteration, IndexError, ValueError):
-    pass
-  return info
-
-
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
   if a is None or b is None or not b:
     return None
@@ -429,7 +423,8 @@ def run_benchmark() -> dict:
   family = FLAGS.family
   cfg = model_config(family)
   r = cfg.base_resolution
-  default_sizes = [r, 2 * r, 4 * r, 8 * r] + ([] if FLAGS.quick else [16 * r])
+  default_sizes = ([r, 2 * r, 4 * r, 8 * r] if FLAGS.quick
+                   else [r, 4 * r, 16 * r])
   sizes = [int(s) for s in (FLAGS.sizes or default_sizes)]
   ref, largest, train_size = 4 * r, max(sizes), 2 * r
   if ref not in sizes:
@@ -439,7 +434,7 @@ def run_benchmark() -> dict:
   repeats, warmup = _flag("repeats", 3), _flag("warmup", 1)
   train_repeats = FLAGS.train_repeats or repeats
   if FLAGS.memory_sizes is None:
-    memory_sizes = [ref] if FLAGS.quick else sizes
+    memory_sizes = [ref]
   else:
     memory_sizes = [int(s) for s in FLAGS.memory_sizes]
   memory_batches = batches[-1:] if FLAGS.quick else batches
@@ -513,8 +508,11 @@ def run_benchmark() -> dict:
       "targets": {k: list(v) for k, v in TARGETS.items()},
       "sizes": {"reference": ref, "largest": largest, "train": train_size},
       "train": {**train, "input": train_size, "batch": FLAGS.train_batch},
-      "machine": {**machine(), "load_average_before": list(load_before),
-                  "load_average_after": list(os.getloadavg())},
+      "machine": record.machine({
+          "intra_op_threads": FLAGS.intra_op_threads,
+          "inter_op_threads": FLAGS.inter_op_threads,
+          "load_average_before": list(load_before),
+          "load_average_after": list(os.getloadavg())}),
       "settings": {"family": family, "sizes": sizes, "batches": batches,
                    "repeats": repeats, "warmup": warmup,
                    "train_repeats": train_repeats, "quick": FLAGS.quick,
@@ -526,13 +524,7 @@ def run_benchmark() -> dict:
   }
 
 
-def main(argv):
-  del argv
-  tf.get_logger().setLevel("ERROR")  # one tf.function per case retraces
-  if FLAGS.memory_child:
-    memory_child(FLAGS.memory_child)
-    return
-  results = run_benchmark()
+def print_run(results: dict) -> None:
   batches = results["settings"]["batches"]
   print()
   print(format_table(results["rows"], batches))
@@ -544,11 +536,32 @@ def main(argv):
         f"largest {results['sizes']['largest']}²; no suffix = batch "
         f"{batches[-1]}):")
   print(format_ratios({k: results.get(k) for k in RATIO_KEYS}))
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  with open(FLAGS.out, "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=1)
-    f.write("\n")
-  print(f"\nwrote {FLAGS.out}")
+
+
+def main(argv):
+  del argv
+  tf.get_logger().setLevel("ERROR")  # one tf.function per case retraces
+  if FLAGS.memory_child:
+    memory_child(FLAGS.memory_child)
+    return
+
+  def measure():
+    results = run_benchmark()
+    print_run(results)
+    return results
+
+  status = record.guarded(
+      measure, RATIO_KEYS, FLAGS.out, runs=_flag("runs", 1),
+      threshold=FLAGS.idle_threshold, wait=FLAGS.wait_idle)
+  with open(FLAGS.out if status == 0 else
+            os.path.splitext(FLAGS.out)[0] + ".disturbed.json",
+            encoding="utf-8") as f:
+    recorded = json.load(f)
+  print("\nrecorded figures (mean of the runs; spread = (max - min) / mean):")
+  print(format_ratios({k: recorded.get(k) for k in RATIO_KEYS}))
+  print("spread: " + ", ".join(f"{k} {v:.1%}" for k, v in
+                               recorded["spread"].items() if v is not None))
+  sys.exit(status)
 
 
 if __name__ == "__main__":

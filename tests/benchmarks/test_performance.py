@@ -59,7 +59,10 @@ def quick_run(tmp_path_factory):
       cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out, encoding="utf-8") as f:
-    return json.load(f), proc.stdout
+    recorded = json.load(f)
+  assert len(recorded["runs"]) == 1  # --quick: one run
+  return {**recorded["runs"][0], **{k: recorded[k] for k in REQUIRED}}, (
+      proc.stdout)
 
 
 def _positive(value):
@@ -98,3 +101,36 @@ def test_quick_run_rows(quick_run):
            if r["kind"] == "backbone_calls" and r["batch"] == 8}
   assert calls == {(): [8], (2,): [8, 16], (2, 1): [8, 16, 16]}
   assert _positive(tnet[(128, 8)]["peak_rss_mb"])
+
+
+def test_load_guard_refuses_to_record_on_a_busy_machine(tmp_path):
+  """Another process spinning on a core while the benchmark runs: the run
+  is written as disturbed and results.json is left as it was."""
+  out = tmp_path / "results.json"
+  out.write_text('{"recorded": "before"}')
+  busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+  try:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.performance", "--quick",
+         "--family=toy", "--sizes=128", "--batches=1", "--repeats=1",
+         "--warmup=0", "--train_repeats=1", "--memory_sizes=",
+         "--wait_idle=0", f"--out={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+  finally:
+    busy.kill()
+    busy.wait()
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  assert "DISTURBED" in proc.stdout
+  assert json.loads(out.read_text()) == {"recorded": "before"}
+  disturbed = json.loads((tmp_path / "results.disturbed.json").read_text())
+  assert disturbed["disturbed"] is True
+  assert disturbed["machine"]["load_during"][0]["mean_cores"] > 0.5
+
+
+def test_spread_and_mean_of_two_runs():
+  from benchmarks import record
+  runs = [{"a": 3.0, "b": 1.0, "c": None}, {"a": 3.3, "b": 1.0, "c": 2.0}]
+  assert record.spread(runs, ["a", "b", "c"]) == {
+      "a": pytest.approx(0.3 / 3.15), "b": 0.0, "c": None}
+  assert record.mean_of(runs, ["a", "c"]) == {"a": pytest.approx(3.15),
+                                              "c": None}
