@@ -26,9 +26,17 @@ class ModelConfig:
   location_variant: Optional[str] = None
   location_hidden_dim: Optional[int] = None
   positional_variant: Optional[str] = None
+  # kernel initialisers of the modules: "glorot" | "efficientnet" (default:
+  # the backbone's; the authors' EfficientNet modules use VarianceScaling)
+  initializers: Optional[str] = None
   feature_weighting: bool = False
   dropout: float = 0.0
-  selection: str = "sampling"  # training: "sampling" (Gumbel-top-k) | "greedy"
+  # training-time selection: "greedy" top-k (the authors' code, whose
+  # numbers the paper reports) or "sampling" (Gumbel-top-k, the paper's text)
+  selection: str = "greedy"
+  # how cells are placed and read: "authors" | "antialias" | "align_corners"
+  # (tnet_tf.resampling)
+  resampling: str = "authors"
   input_size: Optional[tuple[int, int]] = None  # nominal, for checks/summary
   allow_upsampling: bool = False
   check_numerics: bool = False
@@ -54,6 +62,10 @@ class ModelConfig:
       raise ValueError(f"selection must be 'sampling' or 'greedy', got "
                        f"{self.selection!r}")
     grid.cell_boxes(self.grid_size, self.cell_fraction)  # validates n, c
+    from tnet_tf.resampling import RESAMPLINGS
+    if self.resampling not in RESAMPLINGS:
+      raise ValueError(f"resampling must be one of {list(RESAMPLINGS)}, got "
+                       f"{self.resampling!r}")
     inputs.check_level_range(self.locations, self.grid_size)
     if self.input_size is not None and not self.allow_upsampling:
       most = grid.max_levels(self.input_size, self.base_resolution,
@@ -205,7 +217,14 @@ class LossConfig:
   baseline_decay: float = 0.9
   contrastive_weight: float = 0.0
   contrastive_margin: float = 0.4
-  l2: float = 0.0  # weight of Σ ||kernel||² / 2
+  # the mean over all B² pairs of a batch, the diagonal (0) included (the
+  # authors'), or over the B(B − 1) pairs i ≠ j
+  contrastive_diagonal: bool = True
+  l2: float = 0.0
+  # "authors": l2·Σ v² over the variables of the first optimiser (the new
+  # modules when the backbone has its own optimiser, else all), biases
+  # included, batch norm excluded; "kernels": l2·Σ ||w||²/2 over every kernel
+  l2_rule: str = "authors"
 
   def __post_init__(self):
     for name in ("lambda_c", "lambda_r", "baseline_decay"):
@@ -219,6 +238,9 @@ class LossConfig:
       raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
     if self.perfreg_cap is not None and self.perfreg_cap < 1:
       raise ValueError(f"perfreg_cap must be >= 1, got {self.perfreg_cap}")
+    if self.l2_rule not in ("authors", "kernels"):
+      raise ValueError(f"l2_rule must be 'authors' or 'kernels', got "
+                       f"{self.l2_rule!r}")
 
 
 KINDS = ("tnet", "baseline")  # TNet, or its backbone on whole images

@@ -92,25 +92,30 @@ def updated_baseline(baseline, target, decay: float = 0.9) -> tf.Tensor:
 
 
 def cosine_contrastive(embedding: tf.Tensor, labels: tf.Tensor,
-                       margin: float = 0.4) -> tf.Tensor:
-  """``mean(same·(1−cos) + diff·max(cos − margin, 0))`` over pairs i ≠ j."""
+                       margin: float = 0.4,
+                       include_diagonal: bool = True) -> tf.Tensor:
+  """``mean(same·(1−cos) + diff·max(cos − margin, 0))`` over the pairs of a
+  batch: all ``B²`` (the diagonal, 0, included: the authors') or ``i ≠ j``."""
   z = tf.math.l2_normalize(tf.cast(embedding, tf.float32), axis=-1)
   cos = tf.matmul(z, z, transpose_b=True)
   labels = tf.reshape(labels, [-1])
   same = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32)
-  off_diag = 1.0 - tf.eye(tf.shape(z)[0])
   pair = same * (1.0 - cos) + (1.0 - same) * tf.nn.relu(cos - margin)
-  return tf.math.divide_no_nan(tf.reduce_sum(pair * off_diag),
-                               tf.reduce_sum(off_diag))
+  counted = tf.ones_like(pair)
+  if not include_diagonal:
+    counted -= tf.eye(tf.shape(z)[0])
+  return tf.math.divide_no_nan(tf.reduce_sum(pair * counted),
+                               tf.reduce_sum(counted))
 
 
-def l2_penalty(variables) -> tf.Tensor:
-  """``Σ ||w||² / 2`` over the kernels (not biases, BN or scalars)."""
-  kernels = [tf.cast(v, tf.float32) for v in variables
-             if len(v.shape) > 1]
-  if not kernels:
+def l2_penalty(variables, half: bool = True) -> tf.Tensor:
+  """``Σ ||v||²`` over ``variables`` (halved with ``half``, as
+  ``tf.nn.l2_loss``)."""
+  if not variables:
     return tf.constant(0.0)
-  return tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+  total = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                    for v in variables])
+  return 0.5 * total if half else total
 
 
 def location_entropy(location_probs) -> tf.Tensor:

@@ -16,6 +16,7 @@ import tf_keras as keras
 
 from tnet_tf import backbones
 from tnet_tf import inputs
+from tnet_tf import resampling
 from tnet_tf.config import ModelConfig
 from tnet_tf.layers import grid
 from tnet_tf.layers import positional
@@ -24,6 +25,17 @@ from tnet_tf.layers.classification import ClassificationModule
 from tnet_tf.layers.feature_weighting import FeatureWeightingModule
 from tnet_tf.layers.location import LocationModule
 from tnet_tf.layers.positional import PositionalEncodingModule
+
+
+def plackett_luce_log_probs(log_probs: tf.Tensor,
+                            indices: tf.Tensor) -> tf.Tensor:
+  """Log-probability of each draw of an ordered sample without replacement,
+  given the draws before it: ``log p(i_j) − log(1 − Σ_{m<j} p(i_m))``
+  (``[M, k]``; their sum is the Plackett–Luce log-probability of the
+  ordered draw, what REINFORCE needs for Gumbel-top-k samples)."""
+  chosen = tf.gather(log_probs, indices, batch_dims=1)  # [M, k]
+  before = tf.math.cumsum(tf.exp(chosen), axis=-1, exclusive=True)
+  return chosen - tf.math.log(tf.maximum(1.0 - before, 1e-12))
 
 
 def gumbel_top_k(log_probs: tf.Tensor, k: int,
@@ -40,11 +52,12 @@ def gumbel_top_k(log_probs: tf.Tensor, k: int,
 
 
 class Sampling:
-  """How TNet samples pixels: ``crop_and_resize(images, boxes, box_indices,
-  size)`` with boxes as in ``tf.image.crop_and_resize`` (bilinear, float32
-  out), and ``whole(images, size)``, the same for the box (0, 0, 1, 1) of
-  every image. A traversal may use another (``TNet.start(sampling=...)``:
-  ``tnet_tf.tflite`` traces with TFLite builtin ops)."""
+  """The ops of ``resampling="align_corners"``: ``crop_and_resize(images,
+  boxes, box_indices, size)`` with boxes as in ``tf.image.crop_and_resize``
+  (bilinear, float32 out), and ``whole(images, size)``, the same for the box
+  (0, 0, 1, 1) of every image. A traversal may use others
+  (``TNet.start(sampling=...)``: ``tnet_tf.tflite`` traces with TFLite
+  builtin ops). The other resamplings are builtin ops already."""
 
   @staticmethod
   def crop_and_resize(images, boxes, box_indices, size):
@@ -123,7 +136,10 @@ class TNet(keras.Model):
                        f"{config.grid_size}")
     self.feature_extraction = backbone
     self.sampling = Sampling()
-    hook = {"layer_hook": layer_hook}
+    self.resampling = resampling.create(config.resampling, config.grid_size,
+                                        config.cell_fraction)
+    hook = {"layer_hook": layer_hook, "initializers": (
+        config.initializers or backbone.initializers)}
     self.location_module = LocationModule(
         config.location_variant or backbone.location_variant,
         config.location_hidden_dim, name="location_module", **hook)
@@ -136,8 +152,6 @@ class TNet(keras.Model):
     self.feature_weighting = (
         FeatureWeightingModule(name="feature_weighting", **hook)
         if config.feature_weighting else None)
-    self._cells = tf.constant(
-        grid.cell_boxes(config.grid_size, config.cell_fraction), tf.float32)
     dim = backbone.feature_dim
     # Build every sub-layer now so weights exist before the first call
     # (checkpoint restore, summaries, parameter counts).
@@ -191,7 +205,8 @@ class TNet(keras.Model):
     batch = tf.shape(images)[0]
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
-    f_map, v = self._extract(sampling, images, None, None, bool(training))
+    crops = self.resampling.whole(sampling, images, self.config.base_resolution)
+    f_map, v = self._features(crops, bool(training))
     return {"images": images, "sampling": sampling, "batch": batch,
             "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
             "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
@@ -207,14 +222,17 @@ class TNet(keras.Model):
     n2 = cfg.grid_size ** 2
     logits = self.location_module([state["f_map"], state["all_v"][-1]])
     log_probs = tf.nn.log_softmax(logits)  # [B*G, n²]
-    idx = self._select(log_probs, k, training)  # [B*G, k]
-    chosen_logp = tf.gather(log_probs, idx, batch_dims=1)
+    sampled = training and cfg.selection == "sampling"
+    idx = (gumbel_top_k(log_probs, k) if sampled else
+           tf.math.top_k(log_probs, k).indices)  # [B*G, k]
+    # REINFORCE's log p: of the ordered draw when sampled, else marginal
+    chosen_logp = (plackett_luce_log_probs(log_probs, idx) if sampled else
+                   tf.gather(log_probs, idx, batch_dims=1))
+    depth = len(state["all_v"])  # levels so far; the new one is depth + 1
     # children: [B, G, k, 4] -> [B, G*k, 4]
-    cells = tf.gather(self._cells, idx)
-    boxes = tf.reshape(
-        grid.child_boxes(tf.expand_dims(state["boxes"], 2),
-                         tf.reshape(cells, [batch, regions, k, 4])),
-        [batch, regions * k, 4])
+    boxes = tf.reshape(self.resampling.children(
+        state["boxes"], tf.reshape(idx, [batch, regions, k]),
+        state["images"], depth), [batch, regions * k, 4])
     pos = tf.reshape(
         positional.child_positions(tf.expand_dims(state["pos"], 2),
                                    tf.reshape(idx, [batch, regions, k]),
@@ -222,9 +240,10 @@ class TNet(keras.Model):
         [batch, regions * k, 3])
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    f_map, v = self._extract(state["sampling"], state["images"],
-                             tf.reshape(boxes, [-1, 4]), box_image, training)
-    depth = len(state["all_v"])  # levels so far; the new one is depth + 1
+    crops = self.resampling.crops(
+        state["sampling"], state["images"], tf.reshape(boxes, [-1, 4]),
+        box_image, cfg.base_resolution, depth + 1)
+    f_map, v = self._features(crops, training)
     new = (v, boxes, pos, tf.fill([children], depth),
            tf.reshape(chosen_logp, [batch, children]),
            tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
@@ -307,24 +326,11 @@ class TNet(keras.Model):
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
-  def _extract(self, sampling, images, boxes, box_image, training):
-    """Crops normalised ``boxes`` [M, 4] of ``images`` → (F, V) of the crops.
-    ``boxes=None``: the whole image of each example (level 1)."""
-    r = self.config.base_resolution
-    if boxes is None:
-      crops = sampling.whole(images, [r, r])
-    else:
-      crops = sampling.crop_and_resize(
-          images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
-          [r, r])  # float32 [M, r, r, C]
+  def _features(self, crops, training):
+    """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB)."""
     if crops.shape[-1] == 1:
       crops = tf.tile(crops, [1, 1, 1, 3])
     return self.feature_extraction(crops, training=training)
-
-  def _select(self, log_probs, k, training):
-    if training and self.config.selection == "sampling":
-      return gumbel_top_k(log_probs, k)
-    return tf.math.top_k(log_probs, k).indices
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

@@ -78,8 +78,14 @@ class Classifier(keras.Model):
     return {}
 
   def l2_variables(self) -> list:
-    """What the ``l2`` term penalises: every kernel."""
-    return [v for v in self.trainable_variables if len(v.shape) > 1]
+    """What the ``l2`` term penalises (``LossConfig.l2_rule``): every kernel,
+    or (the authors') the first optimiser's variables but batch norm's."""
+    if self.loss_config.l2_rule == "kernels":
+      return [v for v in self.trainable_variables if len(v.shape) > 1]
+    norms = {id(w) for layer in self.submodules
+             if isinstance(layer, keras.layers.BatchNormalization)
+             for w in layer.weights}
+    return [v for v in self.optimizer_groups()[0][1] if id(v) not in norms]
 
   def objective(self, record: dict, labels: tf.Tensor,
                 training: bool) -> tuple[tf.Tensor, dict]:
@@ -91,10 +97,12 @@ class Classifier(keras.Model):
     terms["l2"] = tf.constant(0.0)
     if cfg.contrastive_weight:
       terms["contrastive"] = losses.cosine_contrastive(
-          record["embedding"], labels, cfg.contrastive_margin)
+          record["embedding"], labels, cfg.contrastive_margin,
+          cfg.contrastive_diagonal)
       total += cfg.contrastive_weight * terms["contrastive"]
     if cfg.l2 and training:
-      terms["l2"] = losses.l2_penalty(self.l2_variables())
+      terms["l2"] = losses.l2_penalty(self.l2_variables(),
+                                      half=cfg.l2_rule == "kernels")
       total += cfg.l2 * terms["l2"]
     return total, terms
 

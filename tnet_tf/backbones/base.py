@@ -19,9 +19,12 @@ class FeatureExtractor(keras.layers.Layer):
 
   def __init__(self, model: keras.Model, base_resolution: int,
                f_indices: Sequence[int], location_variant: str,
-               positional_variant: str, jit_compile: bool = False, **kwargs):
+               positional_variant: str, jit_compile: bool = False,
+               initializers: str = "glorot", **kwargs):
     super().__init__(**kwargs)
     self.model = model
+    # the initialisers of the TNet modules built around it (layers/base.py)
+    self.initializers = initializers
     self.base_resolution = int(base_resolution)
     self.f_indices = [int(i) for i in f_indices]
     self.grid_size = len(self.f_indices)
@@ -50,7 +53,7 @@ class FeatureExtractor(keras.layers.Layer):
         self.model if model is None else model, self.base_resolution,
         self.f_indices, self.location_variant, self.positional_variant,
         self.jit_compile if jit_compile is None else jit_compile,
-        name=self.name)
+        self.initializers, name=self.name)
 
   def call(self, images, training=None):
     if self._xla is not None:
@@ -71,6 +74,7 @@ def from_keras_model(model: keras.Model, f_layer: str, grid_size: int,
                      f_indices: Sequence[int] | None = None,
                      location_variant: str = "efficientnet",
                      positional_variant: str = "additive",
+                     initializers: str = "glorot",
                      name: str = "feature_extraction") -> FeatureExtractor:
   """Any functional Keras model as a backbone, by naming the layer of ``F``.
 
@@ -99,4 +103,5 @@ def from_keras_model(model: keras.Model, f_layer: str, grid_size: int,
                                          cell_fraction)
   two_out = keras.Model(model.inputs, [f_out, v_out], name=model.name)
   return FeatureExtractor(two_out, res_h, f_indices, location_variant,
-                          positional_variant, name=name)
+                          positional_variant, initializers=initializers,
+                          name=name)

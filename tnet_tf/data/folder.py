@@ -218,7 +218,8 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
     if training:
       return image(lambda source: augment.train_image(
           source, whole, size, aug, seed)), label
-    return image(lambda source: augment.eval_image(source, size)), label
+    return image(lambda source: augment.eval_image(source, size,
+                                                   aug.antialias)), label
 
   return pipeline.build_pipeline(
       records, decoder, name=split, training=training, seed=seed,

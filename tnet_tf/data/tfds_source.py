@@ -90,7 +90,7 @@ def dataset(name: str, split: str, cfg: DataConfig, training: bool,
     encoded, box, label = record
     if training:
       return augment.train_image(encoded, box, size, aug, seed), label
-    return augment.eval_image(encoded, size), label
+    return augment.eval_image(encoded, size, aug.antialias), label
 
   return pipeline.build_pipeline(
       records.map(raw), decoder, name=split, training=training,

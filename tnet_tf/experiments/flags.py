@@ -14,6 +14,7 @@ from absl import flags
 from tnet_tf import backbones
 from tnet_tf import data as data_lib
 from tnet_tf import inputs
+from tnet_tf import resampling
 from tnet_tf import tasks
 from tnet_tf.config import (PRESETS, DataConfig, Experiment, LossConfig,
                             ModelConfig, TrainConfig)
@@ -40,7 +41,11 @@ def _model_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("eval_locations", None, "Settings to evaluate, "
                       "';'-separated, e.g. '0;1;2;2,1'.", **d)
   flags.DEFINE_enum("selection", None, ["sampling", "greedy"],
-                    "Training-time cell selection.", **d)
+                    "Training-time cell selection (greedy: the authors').",
+                    **d)
+  flags.DEFINE_enum("resampling", None, list(resampling.RESAMPLINGS),
+                    "How cells are placed and read (tnet_tf.resampling; "
+                    "authors: integer cells, half-pixel bilinear).", **d)
   flags.DEFINE_float("dropout", None, "Dropout before the classifier.", **d)
   flags.DEFINE_bool("feature_weighting", None, "Feature weighting module.",
                     **d)
@@ -70,7 +75,14 @@ def _loss_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_float("contrastive_weight", 0.0, "Cosine contrastive loss.",
                      **d)
   flags.DEFINE_float("contrastive_margin", 0.4, "Contrastive margin.", **d)
-  flags.DEFINE_float("l2", 0.0, "L2 weight on kernels (Σ w²/2).", **d)
+  flags.DEFINE_float("l2", 0.0, "L2 weight (see --l2_rule).", **d)
+  flags.DEFINE_enum("l2_rule", "authors", ["authors", "kernels"],
+                    "authors: l2·Σv² over the first optimiser's variables "
+                    "(not batch norm); kernels: l2·Σw²/2 over every kernel.",
+                    **d)
+  flags.DEFINE_bool("contrastive_diagonal", True,
+                    "The contrastive mean counts the B diagonal pairs too "
+                    "(the authors').", **d)
 
 
 def _data_flags(fv: flags.FlagValues) -> None:
@@ -133,6 +145,9 @@ def _train_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_list("lr_decay_epochs", [],
                     "Step-decay boundaries in epochs (instead of steps).",
                     **d)
+  flags.DEFINE_list("lr_decay_fractions", [],
+                    "Step-decay boundaries as fractions of the training "
+                    "steps, e.g. 0.8 (instead of steps or epochs).", **d)
   flags.DEFINE_float("lr_decay_factor", 0.1, "Step-decay factor.", **d)
   flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.", **d)
   flags.DEFINE_enum("strategy", "default",
@@ -182,8 +197,8 @@ def _data_config(f: flags.FlagValues) -> DataConfig:
 def _model_config(f: flags.FlagValues, data: DataConfig) -> ModelConfig:
   changes: dict[str, Any] = {}
   for name in ("backbone", "base_resolution", "grid_size", "cell_fraction",
-               "levels", "selection", "dropout", "feature_weighting",
-               "allow_upsampling"):
+               "levels", "selection", "resampling", "dropout",
+               "feature_weighting", "allow_upsampling"):
     if f[name].value is not None:
       changes[name] = f[name].value
   if f.locations is not None:
@@ -211,7 +226,9 @@ def _loss_config(f: flags.FlagValues) -> LossConfig:
       lambda_c=f.lambda_c, lambda_r=f.lambda_r, lambda_f=f.lambda_f,
       perfreg_cap=f.perfreg_cap, num_samples=f.num_samples,
       contrastive_weight=f.contrastive_weight,
-      contrastive_margin=f.contrastive_margin, l2=f.l2)
+      contrastive_margin=f.contrastive_margin,
+      contrastive_diagonal=f.contrastive_diagonal, l2=f.l2,
+      l2_rule=f.l2_rule)
 
 
 def _steps(f: flags.FlagValues, data: DataConfig
@@ -220,14 +237,23 @@ def _steps(f: flags.FlagValues, data: DataConfig
   train_steps, decay = f.train_steps, [int(s) for s in f.lr_decay_steps]
   if f.train_epochs < 0:
     raise ValueError(f"--train_epochs must be >= 0, got {f.train_epochs}")
-  if f.lr_decay_epochs and f.lr_decay_steps:
-    raise ValueError("give --lr_decay_steps or --lr_decay_epochs, not both")
+  given = [name for name in ("lr_decay_steps", "lr_decay_epochs",
+                             "lr_decay_fractions") if f[name].value]
+  if len(given) > 1:
+    raise ValueError(f"give one of --{', --'.join(given)}, not several")
   if f.train_epochs or f.lr_decay_epochs:
-    per_epoch = data_lib.split_size(data, f.train_split) / f.batch_size
+    # steps per epoch as the authors count them: whole batches only
+    per_epoch = data_lib.split_size(data, f.train_split) // f.batch_size
     if f.train_epochs:
       train_steps = max(1, round(f.train_epochs * per_epoch))
     decay = [max(1, round(float(e) * per_epoch))
              for e in f.lr_decay_epochs] or decay
+  if f.lr_decay_fractions:
+    fractions = [float(x) for x in f.lr_decay_fractions]
+    if not all(0 < x < 1 for x in fractions):
+      raise ValueError(f"--lr_decay_fractions must be in (0, 1), got "
+                       f"{fractions}")
+    decay = [max(1, round(x * train_steps)) for x in fractions]
   return train_steps, tuple(decay)
 
 

@@ -9,6 +9,25 @@ import tf_keras as keras
 LayerHook = Callable[[str, keras.layers.Layer], keras.layers.Layer]
 
 
+INITIALIZERS = ("glorot", "efficientnet")
+
+
+def kernel_initializer(family: str, kind: str, default="glorot_normal"):
+  """The kernel initialiser of a module's ``kind`` ("conv" or "dense")
+  layer: the authors' EfficientNet-side ones (Keras EfficientNet's
+  VarianceScaling, fan-out) or, for ``"glorot"``, ``default``."""
+  if family == "efficientnet":
+    if kind == "conv":
+      return keras.initializers.VarianceScaling(2.0, "fan_out",
+                                                "truncated_normal")
+    return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_out",
+                                              "uniform")
+  if family != "glorot":
+    raise ValueError(f"initializers must be one of {list(INITIALIZERS)}, "
+                     f"got {family!r}")
+  return default
+
+
 class Module(keras.layers.Layer):
   """A TNet module made of Keras sub-layers.
 
@@ -18,9 +37,16 @@ class Module(keras.layers.Layer):
   a trained model's attributes.
   """
 
-  def __init__(self, layer_hook: Optional[LayerHook] = None, **kwargs):
+  def __init__(self, layer_hook: Optional[LayerHook] = None,
+               initializers: str = "glorot", **kwargs):
     super().__init__(**kwargs)
     self._layer_hook = layer_hook
+    kernel_initializer(initializers, "dense")  # validates
+    self.initializers = initializers
+
+  def init(self, kind: str, default="glorot_normal"):
+    """This module's kernel initialiser for a ``kind`` layer."""
+    return kernel_initializer(self.initializers, kind, default)
 
   def sublayer(self, layer: keras.layers.Layer, input_shape=None
                ) -> keras.layers.Layer:

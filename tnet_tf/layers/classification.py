@@ -26,7 +26,7 @@ class ClassificationModule(Module):
 
   def build(self, input_shape):
     self.linear = self.sublayer(keras.layers.Dense(
-        self.num_classes, kernel_initializer="glorot_normal", name="linear",
+        self.num_classes, kernel_initializer=self.init("dense"), name="linear",
         dtype="float32"), input_shape)  # float32 logits (mixed precision)
     super().build(input_shape)
 

@@ -23,12 +23,14 @@ class FeatureWeightingModule(Module):
   def build(self, input_shape):
     dim = int(input_shape[-1])
     hidden = max(1, int(dim * self.se_ratio))
-    self.squeeze = self.sublayer(keras.layers.Dense(
-        hidden, activation="swish", name="se_reduce"), [None, dim])
-    self.excite = self.sublayer(keras.layers.Dense(
-        dim, activation="sigmoid", name="se_expand"), [None, hidden])
-    self.score = self.sublayer(keras.layers.Dense(1, name="score"),
-                               [None, dim])
+    dense = lambda units, act, name: keras.layers.Dense(
+        units, act, kernel_initializer=self.init("dense", "glorot_uniform"),
+        name=name)
+    self.squeeze = self.sublayer(dense(hidden, "swish", "se_reduce"),
+                                 [None, dim])
+    self.excite = self.sublayer(dense(dim, "sigmoid", "se_expand"),
+                                [None, hidden])
+    self.score = self.sublayer(dense(1, None, "score"), [None, dim])
     super().build(input_shape)
 
   def call(self, features, valid=None):

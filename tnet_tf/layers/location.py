@@ -63,7 +63,7 @@ class LocationModule(Module):
 
     def conv(units, act, name, channels):
       return self.sublayer(keras.layers.Conv2D(
-          units, 1, activation=act, kernel_initializer="glorot_normal",
+          units, 1, activation=act, kernel_initializer=self.init("conv"),
           name=name), [None, None, None, channels])
 
     if self.variant == "bagnet":
@@ -72,10 +72,14 @@ class LocationModule(Module):
     else:
       hidden = self.hidden_dim or f_dim
       self.init_conv = conv(hidden, "swish", "init_conv", f_dim)
-      self.se_reduce = self.sublayer(keras.layers.Dense(
-          max(1, hidden // 2), "swish", name="se_reduce"), [None, hidden])
-      self.se_expand = self.sublayer(keras.layers.Dense(
-          hidden, "sigmoid", name="se_expand"), [None, max(1, hidden // 2)])
+      # the squeeze-and-excitation's 1×1 convs, as dense layers
+      se = lambda units, act, name: keras.layers.Dense(
+          units, act, kernel_initializer=self.init("conv", "glorot_uniform"),
+          name=name)
+      self.se_reduce = self.sublayer(se(max(1, hidden // 2), "swish",
+                                        "se_reduce"), [None, hidden])
+      self.se_expand = self.sublayer(se(hidden, "sigmoid", "se_expand"),
+                                     [None, max(1, hidden // 2)])
       self.fuse = conv(hidden, "swish", "final_conv", hidden + 2)
     self.output_conv = conv(1, None, "output_linear", hidden)
     if not self.coordinates.built:

@@ -78,7 +78,8 @@ class PositionalEncodingModule(Module):
     in_dim = (self.feature_dim + self.encoding_dim if self.variant == "concat"
               else self.encoding_dim)
     self.dense = self.sublayer(keras.layers.Dense(
-        self.feature_dim, kernel_initializer="glorot_normal", name="linear"),
+        self.feature_dim, kernel_initializer=self.init("dense"),
+        name="linear"),
                                [None, in_dim])
     super().build(input_shape)
 
