@@ -105,9 +105,12 @@ def test_cosine_contrastive_by_hand():
   labels = tf.constant([0, 0, 1])
   c = 1 / np.sqrt(2)
   pairs = {(0, 1): 1 - c, (0, 2): max(0.0 - 0.4, 0), (1, 2): max(c - 0.4, 0)}
-  expected = 2 * sum(pairs.values()) / 6
+  # the authors' mean: all 9 pairs, the 3 diagonal ones (0) included
   assert float(losses.cosine_contrastive(emb, labels, 0.4)) == pytest.approx(
-      expected, rel=1e-5)
+      2 * sum(pairs.values()) / 9, rel=1e-5)
+  assert float(losses.cosine_contrastive(
+      emb, labels, 0.4, include_diagonal=False)) == pytest.approx(
+          2 * sum(pairs.values()) / 6, rel=1e-5)
 
 
 def test_loss_config_validation():

@@ -17,6 +17,50 @@ def _images(rng, shape=(2, 128, 128, 3)):
 
 
 # ------------------------------------------------------------------ selection
+def test_plackett_luce_log_probs_by_enumeration():
+  """n² = 4, k = 2: the probabilities of the 12 ordered draws sum to 1 and
+  match the frequencies of Gumbel-top-k draws; the sum of marginal
+  log-probabilities (what was used before) does not."""
+  p = np.array([0.5, 0.3, 0.15, 0.05])
+  log_p = tf.math.log(tf.constant(p[None], tf.float32))
+  pairs = list(itertools.permutations(range(4), 2))
+  idx = tf.constant(pairs, tf.int32)
+  terms = model_lib.plackett_luce_log_probs(tf.tile(log_p, [12, 1]), idx)
+  prob = np.exp(terms.numpy().sum(-1))
+  np.testing.assert_allclose(prob, [p[i] * p[j] / (1 - p[i])
+                                    for i, j in pairs], rtol=1e-5)
+  assert prob.sum() == pytest.approx(1.0, abs=1e-5)
+  marginal = np.array([p[i] * p[j] for i, j in pairs])
+  assert marginal.sum() < 0.7  # not a distribution over ordered draws
+  draws = 60000
+  tf.random.set_seed(2)
+  got = gumbel_top_k(tf.tile(log_p, [draws, 1]), 2).numpy()
+  freq = np.array([np.mean((got[:, 0] == i) & (got[:, 1] == j))
+                   for i, j in pairs])
+  np.testing.assert_allclose(freq, prob, atol=0.01)
+
+
+def test_sampled_training_records_plackett_luce_log_probs(rng):
+  model = TNet(tiny_config(levels=2, locations=(3,), selection="sampling"))
+  out = model(_images(rng), training=True)
+  probs = out["location_probs"][0].numpy()[:, 0]  # [B, 9]
+  idx = out["location_indices"][0].numpy()[:, 0]  # [B, 3], draw order
+  for b in range(2):
+    taken, want = 0.0, []
+    for i in idx[b]:
+      want.append(np.log(probs[b, i]) - np.log(1 - taken))
+      taken += probs[b, i]
+    np.testing.assert_allclose(out["location_log_probs"][b], want,
+                               rtol=1e-4)
+  # greedy (the default) and inference keep each cell's own log p
+  greedy = TNet(tiny_config(levels=2, locations=(3,)))
+  out = greedy(_images(rng), training=True)
+  chosen = np.take_along_axis(out["location_probs"][0].numpy()[:, 0],
+                              out["location_indices"][0].numpy()[:, 0], 1)
+  np.testing.assert_allclose(out["location_log_probs"], np.log(chosen),
+                             rtol=1e-4)
+
+
 def test_gumbel_top_k_matches_plackett_luce():
   """Ordered pairs drawn by Gumbel-top-2 follow p_i · p_j / (1 − p_i)."""
   p = np.array([0.4, 0.25, 0.2, 0.1, 0.05])
@@ -48,7 +92,8 @@ def test_training_samples_distinct_cells_and_inference_is_top_k(rng):
     assert all(len(set(row)) == len(row) for row in idx)
   out = model(images, training=False)
   for probs, idx in zip(out["location_probs"], out["location_indices"]):
-    top = np.argsort(-probs.numpy(), axis=-1, kind="stable")[..., :idx.shape[-1]]
+    order = np.argsort(-probs.numpy(), axis=-1, kind="stable")
+    top = order[..., :idx.shape[-1]]
     np.testing.assert_array_equal(np.sort(idx.numpy(), -1), np.sort(top, -1))
 
 
@@ -108,9 +153,23 @@ def test_record_boxes_nest_and_tile(tiny_tnet, rng):
                                  [py * 3 + cell // 3, px * 3 + cell % 3, 2])
 
 
-def test_backbone_sees_exact_slices_of_the_full_resolution_input(rng):
-  """With pixel-aligned cells of r px, each crop is the slice of the input."""
-  model = TNet(tiny_config(levels=2, locations=(3,)))
+def _resized(images, size, resampling):
+  """Level 1 as each resampling reads it (64 → 32 px)."""
+  x = images.astype(np.float32)
+  if resampling == "align_corners":
+    return tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+  if resampling == "authors":  # half-pixel centres: a 2×2 mean at 2×
+    return tf.image.resize(x, size, "bilinear", antialias=False)
+  return tf.image.resize(x, size, "area")  # a box filter
+
+
+@pytest.mark.parametrize("resampling", ["align_corners", "authors",
+                                        "antialias"])
+def test_backbone_sees_exact_slices_of_the_full_resolution_input(rng,
+                                                                 resampling):
+  """With pixel-aligned cells of r px, each crop is the slice of the input;
+  level 1 is the image resized as the resampling says."""
+  model = TNet(tiny_config(levels=2, locations=(3,), resampling=resampling))
   seen = []
   original = model.feature_extraction.call
   def spy(images, training=None):
@@ -126,10 +185,8 @@ def test_backbone_sees_exact_slices_of_the_full_resolution_input(rng):
       y0, x0, y1, x1 = boxes[b, 1 + slot]
       np.testing.assert_allclose(seen[1][b * 3 + slot],
                                  images[b, y0:y1, x0:x1], atol=1e-3)
-  # level 1 is the whole image resized (align corners)
-  whole = tf.compat.v1.image.resize_bilinear(
-      images.astype(np.float32), [32, 32], align_corners=True).numpy()
-  np.testing.assert_allclose(seen[0], whole, atol=1e-3)
+  np.testing.assert_allclose(seen[0], _resized(images, [32, 32],
+                                               resampling), atol=1e-3)
 
 
 # ------------------------------------------------------------- invariances
@@ -141,8 +198,7 @@ def test_zero_locations_equals_level_one_only(tiny_tnet, rng):
       tiny_tnet(images, training=False, locations=[0])["logits"],
       out["logits"], atol=1e-6)
   # by hand: whole image at r -> backbone -> position (0,0,0) -> classifier
-  crops = tf.compat.v1.image.resize_bilinear(
-      images.astype(np.float32), [32, 32], align_corners=True)
+  crops = _resized(images, [32, 32], tiny_tnet.config.resampling)
   _, v = tiny_tnet.feature_extraction(crops, training=False)
   feat = tiny_tnet.positional_module([v, tf.zeros([2, 3])])
   logits = tiny_tnet.classification_module(feat, training=False)
@@ -344,3 +400,21 @@ def test_whole_image_sampling_is_crop_and_resize_of_the_unit_box(rng):
     got = sampling.whole(images, [size, size])
     assert got.dtype == tf.float32
     np.testing.assert_array_equal(got, want)
+
+
+def test_efficientnet_side_modules_use_the_authors_initialisers():
+  """NABirds/models_nab.py: VarianceScaling(2, fan-out, truncated normal)
+  for convs, (1/3, fan-out, uniform) for dense layers; BagNet's modules
+  keep Glorot-normal (ImageNet/models.py)."""
+  model = TNet(preset("fmow", input_size=None))
+  conv = model.location_module.fuse.kernel_initializer
+  assert (type(conv).__name__, conv.scale, conv.mode, conv.distribution) == (
+      "VarianceScaling", 2.0, "fan_out", "truncated_normal")
+  for dense in (model.positional_module.dense,
+                model.classification_module.linear):
+    init = dense.kernel_initializer
+    assert (init.scale, init.mode, init.distribution) == (
+        1.0 / 3.0, "fan_out", "uniform")
+  bagnet = TNet(preset("imagenet", input_size=None))
+  assert type(bagnet.location_module.fuse.kernel_initializer).__name__ == (
+      "GlorotNormal")

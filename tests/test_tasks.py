@@ -92,13 +92,15 @@ def test_image_classifier_gives_the_record_of_one_level(rng):
 
 
 @pytest.mark.parametrize("kind", ["tnet", "baseline"])
-def test_l2_is_one_penalty_over_every_kernel(kind, rng):
-  """The objective adds λ·Σ||w||²/2 over the kernels, for either task."""
+def test_l2_over_every_kernel(kind, rng):
+  """l2_rule="kernels": the objective adds λ·Σ||w||²/2 over the kernels,
+  for either task."""
   cfg = tiny_config(levels=2, locations=(2,), num_classes=4)
   if kind == "baseline":
     cfg = cfg.replace(levels=1, locations=())
   plain = tasks.create(kind, cfg, losses.LossConfig())
-  with_l2 = tasks.create(kind, cfg, losses.LossConfig(l2=0.01))
+  with_l2 = tasks.create(kind, cfg, losses.LossConfig(l2=0.01,
+                                                      l2_rule="kernels"))
   with_l2.set_weights(plain.get_weights())
   images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
   labels = tf.constant([0, 3])
@@ -145,3 +147,32 @@ def test_baseline_trains_with_two_optimisers(rng):
   for old, var in zip(before, task.backbone_variables()):
     np.testing.assert_array_equal(old, var.numpy())
   assert any(np.any(a != b) for a, b in zip(before_head, head.get_weights()))
+
+
+def test_l2_as_the_authors_two_layer_model_by_hand(rng):
+  """l2_rule="authors" (CUB/train.py): λ·Σ v² over the first optimiser's
+  variables — with a backbone optimiser, the new modules only, biases
+  included; batch norm never. A two-layer whole-image model: a conv with BN
+  (the backbone) and the classifier."""
+  cfg = tiny_config(levels=1, locations=(), num_classes=3,
+                    backbone_kwargs={"widths": (4,)})
+  task = tasks.create("baseline", cfg, losses.LossConfig(l2=0.5))
+  conv, bn = (task.network.get_layer(n) for n in ("conv1", "bn1"))
+  head = task.network.get_layer("logits")
+  for layer in (conv, bn, head):  # (BN's moving variance must be > 0)
+    layer.set_weights([rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
+                       for w in layer.get_weights()])
+  record = task(rng.integers(0, 256, (2, 32, 32, 3)).astype(np.uint8))
+  sq = lambda layer: sum(float((w.numpy().astype(np.float64) ** 2).sum())
+                         for w in layer.trainable_weights)
+  # one optimiser: every variable but batch norm's
+  task.compile(keras.optimizers.SGD(0.1))
+  _, terms = task.objective(record, tf.constant([0, 1]), training=True)
+  assert float(terms["l2"]) == pytest.approx(sq(conv) + sq(head), rel=1e-5)
+  # the backbone with its own optimiser: only the classifier (kernel, bias)
+  task.compile(keras.optimizers.SGD(0.1),
+               backbone_optimizer=keras.optimizers.SGD(0.01))
+  total, terms = task.objective(record, tf.constant([0, 1]), training=True)
+  assert float(terms["l2"]) == pytest.approx(sq(head), rel=1e-5)
+  assert float(total) == pytest.approx(
+      float(tf.reduce_mean(terms["ce"])) + 0.5 * sq(head), rel=1e-5)

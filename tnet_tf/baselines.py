@@ -28,6 +28,7 @@ def feature_model(backbone: str, input_shape: Sequence[Optional[int]],
     model = backbones.bagnet77_model(input_shape, **kwargs)
     v = model.outputs[1]
   elif backbone == "tiny_cnn":
+    kwargs.pop("f_stage", None)  # where TNet reads F: no matter here
     model = backbones.tiny_cnn_model(input_shape, **kwargs)
     v = keras.layers.GlobalAveragePooling2D(name="gap")(model.output)
   else:

@@ -7,12 +7,14 @@ of the attended regions of a few evaluation images.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf import inputs
+from tnet_tf import losses
 from tnet_tf.trainer import Callback, Run
 
 
@@ -20,8 +22,22 @@ def defaults(run: Run) -> list[Callback]:
   return [ProgressBar(run), TensorBoard(run)]
 
 
+def policy_line(logs: dict, cells: int) -> str:
+  """One line on whether the attention policy has left the uniform
+  distribution, from a step's ``entropy`` and ``top_probability``."""
+  most = math.log(cells)
+  ratio = logs["entropy"] / most
+  state = ("still uniform: the location module has not learnt where to "
+           "look yet" if ratio > 0.99 else
+           "learning" if ratio > 0.8 else "peaked")
+  return (f"attention policy {state} (entropy {logs['entropy']:.3f} of "
+          f"{most:.3f} nats, top cell p = {logs['top_probability']:.3f}, "
+          f"uniform {1 / cells:.3f})")
+
+
 class ProgressBar(Callback):
-  """Keras' progress bar over the training steps."""
+  """Keras' progress bar over the training steps, and a line on the
+  attention policy."""
 
   def __init__(self, run: Run):
     self._bar = keras.utils.Progbar(
@@ -32,6 +48,9 @@ class ProgressBar(Callback):
   def on_log(self, step, logs, run):
     self._bar.update(step, list(logs.items()),
                      finalize=step == run.experiment.train.train_steps)
+    if run.task.levels > 1 and "top_probability" in logs:
+      print("\n" + policy_line(logs, run.task.config.grid_size ** 2),
+            flush=True)
 
 
 class TensorBoard(Callback):
@@ -95,7 +114,16 @@ class TensorBoard(Callback):
       return
     png = visualize.attention_png(list(images.numpy()),
                                   attention.overlay_records(out))
+    n = run.task.config.grid_size
     with run.eval_writer.as_default(step=step):
       tf.summary.image(
           f"attention/locations_{'_'.join(map(str, locations))}",
           tf.image.decode_png(png, channels=3)[None])
+      for level, probs in enumerate(out["location_probs"], start=2):
+        # the first region's n×n probabilities, brightest = most likely
+        maps = tf.reshape(probs[:, 0], [-1, n, n, 1])
+        maps /= tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True)
+        tf.summary.image(f"attention_maps/level{level}", tf.image.resize(
+            maps, [16 * n, 16 * n], "nearest"), max_outputs=len(maps))
+        tf.summary.scalar(f"entropy/level{level}",
+                          losses.location_entropy([probs]))

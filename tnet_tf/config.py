@@ -37,6 +37,13 @@ class ModelConfig:
   # how cells are placed and read: "authors" | "antialias" | "align_corners"
   # (tnet_tf.resampling)
   resampling: str = "authors"
+  # the location logits: "fixed" (L2-normalised, the authors') or "learned"
+  # (times a learned scale: the distribution may sharpen)
+  location_scale: str = "fixed"
+  # how the location module learns: "reinforce" (the paper's rule) or
+  # "pathwise" (also the classification loss's gradient through the
+  # average, each attended feature scaled by p/stop_gradient(p) = 1)
+  location_gradient: str = "reinforce"
   input_size: Optional[tuple[int, int]] = None  # nominal, for checks/summary
   allow_upsampling: bool = False
   check_numerics: bool = False
@@ -62,6 +69,12 @@ class ModelConfig:
       raise ValueError(f"selection must be 'sampling' or 'greedy', got "
                        f"{self.selection!r}")
     grid.cell_boxes(self.grid_size, self.cell_fraction)  # validates n, c
+    if self.location_gradient not in ("reinforce", "pathwise"):
+      raise ValueError(f"location_gradient must be 'reinforce' or "
+                       f"'pathwise', got {self.location_gradient!r}")
+    if self.location_scale not in ("fixed", "learned"):
+      raise ValueError(f"location_scale must be 'fixed' or 'learned', got "
+                       f"{self.location_scale!r}")
     from tnet_tf.resampling import RESAMPLINGS
     if self.resampling not in RESAMPLINGS:
       raise ValueError(f"resampling must be one of {list(RESAMPLINGS)}, got "
@@ -119,6 +132,26 @@ def _synthetic() -> ModelConfig:
       levels=2, locations=(5,), input_size=(256, 256))
 
 
+def _small_object() -> ModelConfig:
+  """The built-in small-object task: 256 px canvases, one 16 px object; r =
+  32, a 5×5 grid of cells a quarter of the side (64 px, the object at 8 px
+  once read)."""
+  return ModelConfig(
+      backbone="tiny_cnn", backbone_kwargs={"widths": (16, 32, 48, 64)},
+      num_classes=4, base_resolution=32, grid_size=5, cell_fraction=0.25,
+      levels=2, locations=(2,), input_size=(256, 256))
+
+
+def _megapixel_mnist() -> ModelConfig:
+  """Megapixel MNIST: 1500 px canvases, 28 px digits; r = 128 (digits
+  at 2.4 px in the first view), an 8×8 grid of cells 15% of the side
+  (225 px, a digit at 16 px once read)."""
+  return ModelConfig(
+      backbone="tiny_cnn", backbone_kwargs={"widths": (32, 48, 64, 96)},
+      num_classes=10, base_resolution=128, grid_size=8, cell_fraction=0.15,
+      levels=2, locations=(6,), input_size=(1500, 1500))
+
+
 def _toy() -> ModelConfig:
   return ModelConfig(
       backbone="tiny_cnn", num_classes=4, base_resolution=32, grid_size=3,
@@ -133,6 +166,8 @@ PRESETS = {
     "cub": lambda: _birds(200),
     "nabirds": lambda: _birds(555),
     "synthetic": _synthetic,
+    "small_object": _small_object,
+    "megapixel_mnist": _megapixel_mnist,
 }
 
 
@@ -225,13 +260,33 @@ class LossConfig:
   # modules when the backbone has its own optimiser, else all), biases
   # included, batch norm excluded; "kernels": l2·Σ ||w||²/2 over every kernel
   l2_rule: str = "authors"
+  # what REINFORCE rewards: "correct" (1 if the prediction is right, the
+  # authors') or "probability" (the probability given to the label)
+  reward: str = "correct"
+  # what the per-location rewards are compared with: "ema" (the running
+  # baseline, the authors') or "image" (the mean of the image's other
+  # attended locations: which of them helped)
+  location_baseline: str = "ema"
+  # exploration in training (both 0: the model's ``selection``): cells drawn
+  # uniformly at random for the first ``random_steps``, then top-k under
+  # Gumbel noise of a scale falling from 1 to 0 over ``anneal_steps``, then
+  # greedy
+  random_steps: int = 0
+  anneal_steps: int = 0
+  # look at every cell of the first attended level for the first steps
+  scan_steps: int = 0
+  # weight of a cross-entropy teaching the location module which attended
+  # cell let the per-feature classifier read the label (losses.py), and
+  # its temperature
+  location_target: float = 0.0
+  location_target_temperature: float = 0.25
 
   def __post_init__(self):
     for name in ("lambda_c", "lambda_r", "baseline_decay"):
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
-    for name in ("lambda_f", "contrastive_weight", "l2"):
+    for name in ("lambda_f", "contrastive_weight", "l2", "location_target"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if self.num_samples < 1:
@@ -241,6 +296,15 @@ class LossConfig:
     if self.l2_rule not in ("authors", "kernels"):
       raise ValueError(f"l2_rule must be 'authors' or 'kernels', got "
                        f"{self.l2_rule!r}")
+    choices = {"reward": ("correct", "probability"),
+               "location_baseline": ("ema", "image")}
+    for name, allowed in choices.items():
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got "
+                         f"{getattr(self, name)!r}")
+    if min(self.random_steps, self.anneal_steps, self.scan_steps) < 0:
+      raise ValueError("random_steps, anneal_steps and scan_steps must be "
+                       ">= 0")
 
 
 KINDS = ("tnet", "baseline")  # TNet, or its backbone on whole images

@@ -7,8 +7,9 @@ Signatures:
   width, ``locations`` int32 ``[levels - 1]`` (cells attended per region at
   each level after the first; 0 stops there) →
   ``logits`` and ``probabilities`` ``[B, classes]``, ``top5_classes``,
-  ``top5_probabilities``, ``top5_names`` ``[B, 5]`` and the attention record: ``boxes`` ``[B, N, 4]``
-  (y0, x0, y1, x1 in input pixels), ``levels`` ``[B, N]``,
+  ``top5_probabilities``, ``top5_names`` ``[B, 5]`` and the attention
+  record: ``boxes`` ``[B, N, 4]`` (y0, x0, y1, x1 in input pixels),
+  ``levels`` ``[B, N]``,
   ``location_probabilities`` ``[B, N]`` (the location module's probability of
   each attended cell; 1 for the whole image) and ``feature_weights``
   ``[B, N]``.

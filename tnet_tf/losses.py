@@ -24,6 +24,43 @@ def correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return tf.cast(tf.equal(pred, tf.cast(labels, tf.int32)), tf.float32)
 
 
+def rewards(logits: tf.Tensor, labels: tf.Tensor, kind: str) -> tf.Tensor:
+  """Per prediction (any leading shape): 1 if right (``"correct"``) or the
+  probability given to the label (``"probability"``)."""
+  if kind == "correct":
+    return correct(logits, labels)
+  probs = tf.nn.softmax(logits)
+  return tf.gather(probs, tf.cast(labels, tf.int32), axis=-1, batch_dims=(
+      len(labels.shape)))
+
+
+def image_baseline(feature_reward: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+  """``[B, N−1]``: for each attended location the mean reward of the other
+  locations of the same image that count (``mask`` ``[N−1]``); an image
+  with one location compares it with 0."""
+  counted = feature_reward * mask[None, :]
+  others = tf.reduce_sum(counted, axis=1, keepdims=True) - counted
+  return tf.math.divide_no_nan(others, tf.reduce_sum(mask) - mask[None, :])
+
+
+def location_target_loss(log_p: tf.Tensor, feature_logits: tf.Tensor,
+                         labels: tf.Tensor, levels: tf.Tensor,
+                         temperature: float) -> tf.Tensor:
+  """``[B]``: cross-entropy of the location distribution restricted to the
+  cells attended at the first decision (level 2) against where the
+  per-feature classifier found the label: ``q_k ∝ p_k(y)^(1/T)``. Where
+  REINFORCE only nudges the cells it tried, this tells the location module
+  which of them held the evidence (a distillation from the classifier)."""
+  first = tf.cast(levels[1:] == 2, tf.float32)[None, :]  # [1, N-1]
+  log_pk = -tf.nn.sparse_softmax_cross_entropy_with_logits(
+      tf.repeat(labels[:, None], tf.shape(feature_logits)[1] - 1, axis=1),
+      feature_logits[:, 1:])  # [B, N-1]: log p_k(y)
+  masked = lambda x: x + (first - 1.0) * 1e9  # other levels: weight 0
+  target = tf.stop_gradient(tf.nn.softmax(masked(log_pk / temperature)))
+  restricted = tf.nn.log_softmax(masked(log_p))  # π over the tried cells
+  return -tf.reduce_sum(target * restricted * first, axis=1)
+
+
 def tnet_loss_terms(record: dict, labels: tf.Tensor, baseline: tf.Tensor,
                     cfg: LossConfig) -> dict:
   """Per-image terms of the learning rule and the rewards.
@@ -46,11 +83,12 @@ def tnet_loss_terms(record: dict, labels: tf.Tensor, baseline: tf.Tensor,
   b = tf.stop_gradient(tf.cast(baseline, tf.float32))
 
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-  reward = correct(logits, labels)
+  reward = rewards(logits, labels, cfg.reward)
   num = tf.shape(feature_logits)[1]
   feature_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
       tf.repeat(labels[:, None], num, axis=1), feature_logits)  # [B, N]
-  feature_reward = correct(feature_logits[:, 1:], labels[:, None])
+  feature_reward = rewards(feature_logits[:, 1:], tf.repeat(
+      labels[:, None], num - 1, axis=1), cfg.reward)
 
   if cfg.perfreg_cap is None:
     feature_mask = tf.ones_like(levels, tf.float32)
@@ -62,13 +100,21 @@ def tnet_loss_terms(record: dict, labels: tf.Tensor, baseline: tf.Tensor,
 
   seq = tf.stop_gradient(reward - b) * -tf.reduce_sum(log_p, axis=1)
   pf_ce = tf.reduce_sum(feature_ce * feature_mask, axis=1) / n_features
+  compared = (b if cfg.location_baseline == "ema" else
+              image_baseline(feature_reward, attended_mask))
   pf_rl = tf.math.divide_no_nan(
-      tf.reduce_sum(tf.stop_gradient(feature_reward - b) * -log_p *
+      tf.reduce_sum(tf.stop_gradient(feature_reward - compared) * -log_p *
                     attended_mask, axis=1), n_attended)
   per_example = (cfg.lambda_c * ce + cfg.lambda_f * cfg.lambda_r * seq +
                  (1.0 - cfg.lambda_c) * pf_ce +
                  cfg.lambda_f * (1.0 - cfg.lambda_r) * pf_rl)
+  target = tf.zeros_like(ce)
+  if cfg.location_target:
+    target = location_target_loss(log_p, feature_logits, labels, levels,
+                                  cfg.location_target_temperature)
+    per_example += cfg.location_target * target
   return {"per_example": per_example, "ce": ce, "seq_reinforce": seq,
+          "location_target": target,
           "perfeature_ce": pf_ce, "perfeature_reinforce": pf_rl,
           "reward": reward, "feature_reward": feature_reward,
           "attended_mask": attended_mask}

@@ -142,7 +142,9 @@ class TNet(keras.Model):
         config.initializers or backbone.initializers)}
     self.location_module = LocationModule(
         config.location_variant or backbone.location_variant,
-        config.location_hidden_dim, name="location_module", **hook)
+        config.location_hidden_dim,
+        learned_scale=config.location_scale == "learned",
+        name="location_module", **hook)
     self.positional_module = PositionalEncodingModule(
         config.positional_variant or backbone.positional_variant,
         name="positional_encoding_module", **hook)
@@ -175,7 +177,10 @@ class TNet(keras.Model):
     return self.config.locations
 
   # ----------------------------------------------------------------- forward
-  def call(self, images, training=None, locations=None):
+  def call(self, images, training=None, locations=None, exploration=None):
+    """``exploration`` (training only): a scalar scale of Gumbel noise added
+    to the location log-probabilities before the top-k (large: cells at
+    random; 0: greedy), in place of the configured selection."""
     cfg = self.config
     if locations is None:
       locations = cfg.locations
@@ -185,6 +190,8 @@ class TNet(keras.Model):
     else:
       locations = inputs.check_locations(locations, cfg.levels, cfg.grid_size)
     state = self.start(images, training=training)
+    if training and exploration is not None:
+      state["exploration"] = exploration
     active = None
     for k in locations:
       if tf.is_tensor(k):  # serving: one graph for every setting
@@ -222,12 +229,8 @@ class TNet(keras.Model):
     n2 = cfg.grid_size ** 2
     logits = self.location_module([state["f_map"], state["all_v"][-1]])
     log_probs = tf.nn.log_softmax(logits)  # [B*G, n²]
-    sampled = training and cfg.selection == "sampling"
-    idx = (gumbel_top_k(log_probs, k) if sampled else
-           tf.math.top_k(log_probs, k).indices)  # [B*G, k]
-    # REINFORCE's log p: of the ordered draw when sampled, else marginal
-    chosen_logp = (plackett_luce_log_probs(log_probs, idx) if sampled else
-                   tf.gather(log_probs, idx, batch_dims=1))
+    idx, chosen_logp = self._select(log_probs, k, training,
+                                    state.get("exploration"))
     depth = len(state["all_v"])  # levels so far; the new one is depth + 1
     # children: [B, G, k, 4] -> [B, G*k, 4]
     boxes = tf.reshape(self.resampling.children(
@@ -275,6 +278,9 @@ class TNet(keras.Model):
       valid = tf.cast(valid, tf.float32)
       weights = tf.tile(tf.expand_dims(valid / tf.reduce_sum(valid), 0),
                         [batch, 1])
+    if training and self.config.location_gradient == "pathwise" and (
+        state["all_logp"]):
+      weights = weights * self._pathwise(state)
     # expand_dims, not [..., None]: the TFLite converter has a builtin for it
     scale = tf.expand_dims(tf.cast(weights, features.dtype), -1)
     embedding = tf.reduce_sum(features * scale, axis=1)
@@ -295,6 +301,16 @@ class TNet(keras.Model):
         "location_probs": state["location_probs"],
         "location_indices": state["location_indices"],
     }
+
+  @staticmethod
+  def _pathwise(state: dict) -> tf.Tensor:
+    """``[B, N]`` factors equal to 1 whose gradient is that of each attended
+    cell's log p (1 for the whole image): scaling the features by them lets
+    the classification loss reach the location module through the average
+    (as attention sampling does), beside REINFORCE."""
+    log_p = tf.concat(state["all_logp"], axis=1)
+    factors = tf.exp(log_p - tf.stop_gradient(log_p))
+    return tf.concat([tf.ones_like(factors[:, :1]), factors], axis=1)
 
   def _descend_if(self, state: dict, k: tf.Tensor, active: tf.Tensor,
                   training) -> dict:
@@ -331,6 +347,22 @@ class TNet(keras.Model):
     if crops.shape[-1] == 1:
       crops = tf.tile(crops, [1, 1, 1, 3])
     return self.feature_extraction(crops, training=training)
+
+  def _select(self, log_probs, k, training, exploration):
+    """Cells ``[M, k]`` and the log p REINFORCE uses for each: greedy top-k
+    (marginal log p); Gumbel-top-k samples (the Plackett–Luce log p of the
+    ordered draw); or top-k under noise of scale ``exploration``
+    (marginal log p: noise explores, the policy is the model's)."""
+    if training and exploration is not None:
+      noise = -tf.math.log(-tf.math.log(tf.random.uniform(
+          tf.shape(log_probs), 1e-12, 1.0)))
+      idx = tf.math.top_k(log_probs + exploration * noise, k).indices
+    elif training and self.config.selection == "sampling":
+      idx = gumbel_top_k(log_probs, k)
+      return idx, plackett_luce_log_probs(log_probs, idx)
+    else:
+      idx = tf.math.top_k(log_probs, k).indices
+    return idx, tf.gather(log_probs, idx, batch_dims=1)
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

@@ -197,6 +197,55 @@ def format_table(rows: Sequence[dict]) -> str:
 
 FLAGS = flags.FLAGS
 
+_MEMORY_CHILD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+args = json.loads(sys.argv[1])
+if args["saved_model"]:
+  serve = tf.saved_model.load(args["saved_model"]).signatures[
+      "serving_default"]
+  images = tf.constant(np.load(args["images"]))
+  if args["resize"]:  # the downscaled model reads the canvas resized
+    images = tf.cast(tf.round(tf.image.resize(
+        tf.cast(images, tf.float32), [args["resize"]] * 2, "area")), tf.uint8)
+  inputs = {"images": images}
+  if args["locations"] is not None:
+    inputs["locations"] = tf.constant(args["locations"], tf.int32)
+  for _ in range(3):
+    serve(**inputs)["probabilities"].numpy()
+with open("/proc/self/status") as f:
+  kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+print("PEAK", kb / 1024.0)
+"""
+
+
+def peak_memory_mb(saved_model: Optional[str], images: np.ndarray,
+                   locations: Optional[Sequence[int]] = None,
+                   resize: int = 0) -> float:
+  """Peak resident memory (VmHWM, MB) of a fresh process that loads a
+  SavedModel and classifies ``images`` with it three times (TensorFlow
+  alone: no project code). ``saved_model=None`` measures the floor: the
+  same process without a model."""
+  import os
+  import subprocess
+  import sys
+  import tempfile
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "images.npy")
+    np.save(path, images)
+    args = json.dumps({"saved_model": saved_model, "images": path,
+                       "locations": (None if locations is None
+                                     else [int(k) for k in locations]),
+                       "resize": resize})
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, args], capture_output=True,
+        text=True, check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  if proc.returncode != 0 or "PEAK" not in proc.stdout:
+    raise RuntimeError(f"memory measurement failed: {proc.stderr[-2000:]}")
+  return float(proc.stdout.split("PEAK", 1)[1].split()[0])
+
 
 def _define_flags() -> None:
   """Flags of the command line only: importing this module defines none."""

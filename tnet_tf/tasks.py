@@ -151,7 +151,7 @@ class Classifier(keras.Model):
     scaling = isinstance(self.optimizer,
                          keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
-      record = self(images, training=True)
+      record = self.training_forward(images)
       total, terms = self.objective(record, labels, training=True)
       # gradients are summed over replicas: scale to the global mean
       objective = total / replicas
@@ -173,6 +173,10 @@ class Classifier(keras.Model):
              for g, v in pairs if g is not None])
     self.after_train_step(terms)
     return self._update_metrics(total, terms, record, labels)
+
+  def training_forward(self, images) -> dict:
+    """The record a training step learns from."""
+    return self(images, training=True)
 
   def test_step(self, data):
     images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -201,7 +205,8 @@ class TNetClassifier(Classifier):
 
   METRICS = Classifier.METRICS + (
       "seq_reinforce", "perfeature_ce", "perfeature_reinforce", "reward",
-      "baseline", "locations", "entropy")
+      "baseline", "locations", "entropy", "top_probability",
+      "location_target")
   # crop_and_resize has no XLA CPU kernel: XLA compiles the backbone only
   xla_step = False
 
@@ -233,7 +238,35 @@ class TNetClassifier(Classifier):
     return inputs.check_locations(locations, cfg.levels, cfg.grid_size)
 
   def call(self, images, training=None, locations=None):
-    return self.network(images, training=training, locations=locations)
+    return self.network(images, training=training, locations=locations,
+                        exploration=(self.exploration() if training
+                                     else None))
+
+  def training_forward(self, images):
+    """During the first ``scan_steps`` every cell of the first attended
+    level is looked at (the classifier sees the evidence in every image, and
+    every cell gets a reward); then the configured locations."""
+    steps = self.loss_config.scan_steps
+    if not steps or self.optimizer is None:
+      return self(images, training=True)
+    cfg = self.network.config
+    everywhere = (cfg.grid_size ** 2,) + tuple(cfg.locations[1:])
+    return tf.cond(
+        self.optimizer.iterations < steps,
+        lambda: self.network(images, training=True, locations=everywhere),
+        lambda: self(images, training=True))
+
+  def exploration(self):
+    """The scale of the selection noise at this training step (None: the
+    configured selection): cells at random for ``random_steps``, then a
+    noise falling from 1 to 0 over ``anneal_steps``."""
+    cfg = self.loss_config
+    if not (cfg.random_steps or cfg.anneal_steps) or self.optimizer is None:
+      return None
+    step = tf.cast(self.optimizer.iterations, tf.float32)
+    anneal = tf.maximum(0.0, 1.0 - (step - cfg.random_steps) / max(
+        1, cfg.anneal_steps)) if cfg.anneal_steps else 0.0
+    return tf.where(step < cfg.random_steps, 1e4, anneal)
 
   def backbone_variables(self) -> list:
     return self.network.feature_extraction.trainable_variables
@@ -260,11 +293,16 @@ class TNetClassifier(Classifier):
 
   def extra_metrics(self, terms, record):
     values = {name: terms[name] for name in (
-        "seq_reinforce", "perfeature_ce", "perfeature_reinforce", "reward")}
+        "seq_reinforce", "perfeature_ce", "perfeature_reinforce", "reward",
+        "location_target")}
     values["baseline"] = self.reward_baseline
     values["locations"] = tf.cast(
         tf.shape(record["location_log_probs"])[1], tf.float32)
     values["entropy"] = losses.location_entropy(record["location_probs"])
+    values["top_probability"] = (
+        tf.reduce_mean(tf.concat([tf.reshape(tf.reduce_max(p, -1), [-1])
+                                  for p in record["location_probs"]], 0))
+        if record["location_probs"] else tf.constant(0.0))
     return values
 
 

@@ -38,21 +38,50 @@ def test_bagnet_wrong_grid():
     backbones.build("bagnet77", grid_size=3)
 
 
-@pytest.mark.parametrize("grid_size,shape,layer,indices", [
-    (5, (5, 5, 40), "block3b_add", [3, 8, 13, 18, 23]),
-    (3, (3, 3, 80), "block4c_add", [2, 6, 10]),
+# the authors' taps (CUB/models_cub.py, NABirds/models_nab.py for 5×5,
+# fMoW/models_fMoW.py for 3×3)
+@pytest.mark.parametrize("variant,grid_size,shape,layer,indices", [
+    ("b0", 5, (5, 5, 80), "block4a_project_bn", [2, 4, 6, 8, 10]),
+    ("b1", 5, (5, 5, 40), "block3b_add", [5, 9, 13, 17, 21]),
+    ("b0", 3, (3, 3, 80), "block4c_add", [2, 6, 10]),
 ])
-def test_efficientnet_f_taps(grid_size, shape, layer, indices):
-  fe = backbones.build("efficientnet-b0", grid_size=grid_size,
+def test_efficientnet_f_taps(variant, grid_size, shape, layer, indices):
+  fe = backbones.build(f"efficientnet-{variant}", grid_size=grid_size,
                        cell_fraction=0.35 if grid_size == 5 else 0.5)
   images = tf.random.uniform([2, 224, 224, 3], 0, 255)
   f_map, v = fe(images, training=False)
   assert f_map.shape == (2, *shape) and v.shape == (2, 1280)
+  assert fe.initializers == "efficientnet"
   assert fe.f_indices == indices
   tap = keras.Model(fe.model.inputs, fe.model.get_layer(layer).output)
   full = tap(images, training=False).numpy()
   np.testing.assert_allclose(f_map, full[:, indices][:, :, indices],
                              atol=1e-5)
+
+
+def test_taps_of_every_variant():
+  assert {v: eff.tap(v, 5) for v in ("b0", "b3", "b5", "b6", "b7")} == {
+      "b0": ("block4a_project_bn", [2, 4, 6, 8, 10]),
+      "b3": ("block3b_add", [5, 9, 13, 17, 21]),
+      "b5": ("block3b_add", [5, 9, 13, 17, 21]),
+      "b6": ("block3a_project_bn", [5, 9, 13, 17, 21]),
+      "b7": ("block3a_project_bn", [5, 9, 13, 17, 21])}
+
+
+def test_stochastic_depth_counts_blocks_from_one():
+  """Block b (1-based) of N drops with rate·b/N, as the authors' code; Keras
+  counts from 0."""
+  rates = lambda m: {l.name: l.rate for l in m.layers
+                     if l.name.endswith("_drop")}
+  ours = rates(eff.efficientnet_model("b0", block_drop_rate=0.5))
+  keras_ = rates(eff.efficientnet_model("b0", block_drop_rate=0.5,
+                                        block_drop_schedule="keras"))
+  # B0 has 16 blocks (1a, 2a, 2b, ...): block2b is the 3rd, the 0.09375 of
+  # the authors' first dropped block; block7a (no skip) is the 16th
+  assert ours["block2b_drop"] == pytest.approx(0.5 * 3 / 16)
+  assert keras_["block2b_drop"] == pytest.approx(0.5 * 2 / 16)
+  assert max(ours.values()) == pytest.approx(0.5 * 15 / 16)  # block6d
+  assert set(ours) == set(keras_)
 
 
 def test_unknown_backbone_and_variant():

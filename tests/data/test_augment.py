@@ -122,3 +122,76 @@ def test_bad_options_are_named():
     augment.augment_config("cutmix")
   with pytest.raises(ValueError, match="area_range"):
     augment.AugmentConfig(area_range=(0.0, 1.0))
+
+
+def test_the_authors_settings():
+  # ImageNet/input_imagenet.py, fMoW/input_fMoW.py, CUB/input_cub.py
+  imagenet, birds = augment.AUGMENTATIONS["imagenet"], (
+      augment.AUGMENTATIONS["birds"])
+  for cfg in (imagenet, birds):
+    assert cfg.area_range == (0.85, 1.0)
+    assert cfg.aspect_ratio_range == (0.5, 2.0)
+    assert cfg.min_object_covered == 0.1 and cfg.max_attempts == 50
+    assert cfg.resize_methods == ("bilinear", "lanczos3", "lanczos5",
+                                  "bicubic", "gaussian", "nearest", "area",
+                                  "mitchellcubic")
+    assert not cfg.antialias and cfg.flip
+  assert imagenet.color == "authors" and imagenet.use_boxes
+  assert not imagenet.rotation_degrees and not imagenet.translation
+  assert birds.color == "none" and not birds.use_boxes
+  assert birds.translation == 0.1 and birds.rotation_degrees == 20.0
+  assert birds.interpolation == "nearest" and birds.fill_mode == "constant"
+
+
+def test_resize_method_is_drawn_per_image_among_all_eight():
+  array = np.random.default_rng(3).integers(0, 256, (37, 53, 3), np.uint8)
+  image = tf.constant(array)
+  outs = [tf.cast(tf.image.resize(image, (16, 20), m, antialias=False),
+                  tf.float32).numpy() for m in augment.RESIZE_METHODS]
+  cfg = augment.AUGMENTATIONS["imagenet"]
+  seen = []
+  for i in range(120):
+    got = augment.resize_drawn(image, (16, 20), cfg,
+                               tf.constant([i, 7], tf.int64)).numpy()
+    matches = [k for k, o in enumerate(outs) if np.allclose(got, o)]
+    assert len(matches) == 1, matches
+    seen.append(matches[0])
+  counts = np.bincount(seen, minlength=8)
+  assert np.all(counts >= 5), counts  # uniform: 15 each on average
+
+
+def test_colour_distortion_is_one_of_five_cases():
+  """Four orders of brightness/saturation/hue/contrast, or nothing: the
+  image is left as it is in about 1 case of 5."""
+  image = tf.constant(np.random.default_rng(4).uniform(
+      0.2, 0.8, (8, 8, 3)), tf.float32)
+  same = [np.allclose(augment.distort_color(
+      image, "authors", tf.constant([i, 3], tf.int64)), image)
+          for i in range(400)]
+  assert 0.14 < np.mean(same) < 0.26, np.mean(same)
+  inception = [np.allclose(augment.distort_color(
+      image, "inception", tf.constant([i, 3], tf.int64)), image)
+               for i in range(50)]
+  assert not any(inception)
+
+
+def test_translation_comes_before_the_rotation():
+  """The authors translate, then rotate about the centre: a point at the
+  centre moved down 3 px ends 3 px left after a quarter turn (rotating
+  first would leave it 3 px below)."""
+  image = np.zeros((1, 21, 21, 1), np.float32)
+  image[0, 10, 10] = 1.0
+  transform = augment.rotation_translation_transform(
+      tf.constant(np.pi / 2), tf.constant([3.0, 0.0]), tf.constant([21, 21]))
+  out = tf.raw_ops.ImageProjectiveTransformV3(
+      images=image, transforms=transform[None], output_shape=[21, 21],
+      fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+  assert np.argwhere(out.numpy()[0, ..., 0] > 0.5).tolist() == [[10, 7]]
+
+
+def test_evaluation_resize_without_antialias_as_the_authors():
+  array = np.random.default_rng(5).integers(0, 256, (120, 90, 3), np.uint8)
+  got = augment.eval_image(tf.constant(array), (30, 30), antialias=False)
+  want = tf.image.resize(array, (30, 30), "bilinear", antialias=False)
+  np.testing.assert_array_equal(
+      got, tf.cast(tf.round(tf.clip_by_value(want, 0, 255)), tf.uint8))

@@ -29,10 +29,11 @@ FAST = {"experiments/imagenet/tnet.flags",
         "experiments/fmow/tnet_stage1.flags"}
 
 
-def _parsed(recipe: str, workdir: str, data_dir: str,
-            *extra: str) -> flags.FlagValues:
+def _parsed(recipe: str, workdir: str, data_dir: str, *extra: str,
+            smoke: bool = True) -> flags.FlagValues:
   """The flags of ``recipe`` parsed as its entry point would (its
-  defaults), inside ``workdir``, into fresh flag values."""
+  defaults), inside ``workdir``, into fresh flag values; ``smoke`` adds the
+  overrides of a 2-step run."""
   entry = importlib.import_module(
       f"tnet_tf.experiments.{recipe.split('/')[1]}")
   fv = flags.FlagValues()
@@ -42,10 +43,11 @@ def _parsed(recipe: str, workdir: str, data_dir: str,
   cwd = os.getcwd()
   os.chdir(workdir)
   try:
+    overrides = ["--train_epochs=0", "--train_steps=2", "--batch_size=2",
+                 "--eval_examples=2", "--backbone_weights=", "--noexport",
+                 "--checkpoint_every=2", "--log_every=1"] if smoke else []
     fv(["recipe", f"--flagfile={recipe}", f"--data_dir={data_dir}",
-        "--train_epochs=0", "--train_steps=2", "--batch_size=2",
-        "--eval_examples=2", "--backbone_weights=", "--noexport",
-        "--checkpoint_every=2", "--log_every=1", *extra])
+        *overrides, *extra])
   finally:
     os.chdir(cwd)
   return fv
@@ -107,6 +109,54 @@ def test_recipe_parses_into_configs(recipe, workdir):
       "imagenet", "fmow", "fmow_crop", "cub", "nabirds")
   assert experiment.kind == ("baseline" if "/en_b" in recipe or
                              "bagnet77" in recipe else "tnet")
+
+
+def _experiment(recipe, workdir, *extra, **kwargs):
+  fv = _parsed(recipe, *workdir, *extra, **kwargs)
+  cwd = os.getcwd()
+  os.chdir(workdir[0])
+  try:
+    return experiment_flags.experiment_from_flags(fv)
+  finally:
+    os.chdir(cwd)
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES
+                                    if "/tnet" in r and "_eval" not in r])
+def test_tnet_recipes_do_what_the_authors_code_did(recipe, workdir):
+  """Selection, resampling, batch, the ×0.1 decay at 80% (ImageNet, fMoW)
+  or 90% (birds) of the steps, NABirds' epochs and locations (the
+  authors' */results_replication.txt and */train.py)."""
+  exp = _experiment(recipe, workdir, smoke=False)
+  model, train = exp.model, exp.train
+  assert model.selection == "greedy" and model.resampling == "authors"
+  assert train.batch_size == 64 and train.lr_schedule == "step"
+  # batch 1 on the small fake splits, for enough steps to see the fraction
+  steps = _experiment(recipe, workdir, "--batch_size=1", smoke=False).train
+  fraction = 0.9 if "/cub/" in recipe or "/nabirds/" in recipe else 0.8
+  assert steps.train_steps >= 50
+  assert steps.lr_decay_steps == (round(fraction * steps.train_steps),)
+  birds = "/cub/" in recipe or "/nabirds/" in recipe
+  if birds:
+    assert exp.loss.l2 == 1e-4 and exp.loss.l2_rule == "authors"
+    assert exp.loss.contrastive_diagonal
+    assert exp.data.options["augmentation"] == "birds"
+  else:
+    assert exp.data.options["augmentation"] == "imagenet"
+  if "/nabirds/" in recipe:
+    variant = int(recipe[-7])
+    assert model.locations == ((3,) if variant >= 3 else (5,))
+    assert exp.loss.contrastive_weight == 50
+
+
+def test_bagnet_baseline_decays_at_160_and_stops_at_175(workdir):
+  exp = _experiment("experiments/imagenet/bagnet77.flags", workdir,
+                    smoke=False)
+  assert exp.kind == "baseline" and exp.train.batch_size == 64
+  exp = _experiment("experiments/imagenet/bagnet77.flags", workdir,
+                    "--batch_size=1", smoke=False)
+  steps, (decay,) = exp.train.train_steps, exp.train.lr_decay_steps
+  assert steps > 100 and decay / steps == pytest.approx(160 / 175)
 
 
 def _check(recipe: str, summary: dict) -> None:

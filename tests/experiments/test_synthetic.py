@@ -45,11 +45,13 @@ class _FixedAttention:
 
 
 def test_localization_rate_and_chance_by_hand():
-  # image 0: a target in cell 0 (hit); image 1: the target in cell 3 (miss)
-  boxes = np.array([[[5, 5, 15, 15]], [[80, 80, 90, 90]]], np.float32)
+  # image 0: a target in cell 0 (hit); image 1: the target in cell 3 (miss);
+  # the second box of each image is empty padding and must count for nothing
+  boxes = np.array([[[5, 5, 15, 15], [0, 0, 0, 0]],
+                    [[80, 80, 90, 90], [0, 0, 0, 0]]], np.float32)
   ds = tf.data.Dataset.from_tensor_slices({
       "image": np.zeros([2, 100, 100, 1], np.uint8), "boxes": boxes}).batch(2)
-  result = synthetic.localization(_FixedAttention(), ds, (1,), num_target=1)
+  result = synthetic.localization(_FixedAttention(), ds, (1,))
   assert result["rate"] == pytest.approx(0.5)
   # each target lies in exactly one of the 4 cells: chance 1/4
   assert result["chance"] == pytest.approx(0.25)

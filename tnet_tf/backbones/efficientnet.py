@@ -29,9 +29,9 @@ def tap(variant: str, grid_size: int) -> tuple[str, list[int]]:
 
 
 def _drop_from_one(model: keras.Model, rate: float) -> keras.Model:
-  """``model`` with the stochastic-depth rate of block ``b`` (1-based) set to
-  ``rate·b/N``, as the authors count (Keras counts from 0: the first block
-  gets 0); the other layers are kept, with their weights."""
+  """A copy of ``model`` with the stochastic-depth rate of block ``b``
+  (1-based) set to ``rate·b/N``, as the authors count (Keras counts from 0:
+  the first block gets 0); the same weights."""
   blocks = []
   for layer in model.layers:
     prefix = layer.name.split("_")[0]
@@ -44,8 +44,10 @@ def _drop_from_one(model: keras.Model, rate: float) -> keras.Model:
       return keras.layers.Dropout(rate * b / len(blocks),
                                   noise_shape=layer.noise_shape,
                                   name=layer.name)
-    return layer
-  return keras.models.clone_model(model, clone_function=clone)
+    return layer.__class__.from_config(layer.get_config())
+  copy = keras.models.clone_model(model, clone_function=clone)
+  copy.set_weights(model.get_weights())
+  return copy
 
 
 def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),

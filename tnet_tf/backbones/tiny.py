@@ -27,13 +27,17 @@ def tiny_cnn_model(input_shape=(32, 32, 3), widths=(16, 32, 64),
 def tiny_cnn(base_resolution: int = 32, grid_size: int = 3,
              cell_fraction: float = 0.5, widths=(16, 32, 64),
              dropout: float = 0.0, batch_norm: bool = True,
-             weights: str | None = None) -> FeatureExtractor:
-  """The small CNN as a feature extractor; ``F`` from its second-last stage."""
+             weights: str | None = None,
+             f_stage: int | None = None) -> FeatureExtractor:
+  """The small CNN as a feature extractor; ``F`` from stage ``f_stage``
+  (1-based; default the second-last), read at the cell centres."""
   model = tiny_cnn_model((base_resolution, base_resolution, 3), widths,
                          dropout, batch_norm)
   if weights:
     load_weights(model, weights)
-  f_layer = f"stage{max(1, len(widths) - 1)}"
+  if f_stage is not None and not 1 <= f_stage <= len(widths):
+    raise ValueError(f"f_stage must be in [1, {len(widths)}], got {f_stage}")
+  f_layer = f"stage{f_stage or max(1, len(widths) - 1)}"
   return from_keras_model(model, f_layer, grid_size, cell_fraction,
                           location_variant="efficientnet",
                           positional_variant="additive")

@@ -9,7 +9,9 @@ import tensorflow as tf
 from tnet_tf.config import DataConfig
 from tnet_tf.data import folder
 from tnet_tf.data import megapixel_digits
+from tnet_tf.data import megapixel_mnist
 from tnet_tf.data import pipeline
+from tnet_tf.data import small_object
 from tnet_tf.data import tfds_source
 from tnet_tf.data import toy
 
@@ -29,12 +31,35 @@ def _megapixel(split: str, cfg: DataConfig) -> tf.data.Dataset:
   return megapixel_digits.dataset(split, megapixel_config(cfg), cfg.data_dir)
 
 
-# generated datasets: already decoded examples; (source, classes, channels)
+def mnist_config(cfg: DataConfig) -> megapixel_mnist.MegapixelMNISTConfig:
+  """Megapixel MNIST's config: canvas from ``image_size``, rest from
+  options."""
+  return megapixel_mnist.MegapixelMNISTConfig(
+      canvas_size=cfg.image_size[0], seed=cfg.seed, **cfg.options)
+
+
+def _mnist(split: str, cfg: DataConfig):
+  return megapixel_mnist.layouts(split, mnist_config(cfg), cfg.data_dir)
+
+
+def small_object_config(cfg: DataConfig) -> small_object.SmallObjectConfig:
+  return small_object.SmallObjectConfig(
+      canvas_size=cfg.image_size[0], seed=cfg.seed, **cfg.options)
+
+
+def _small_object(split: str, cfg: DataConfig) -> tf.data.Dataset:
+  return small_object.dataset(split, small_object_config(cfg))
+
+
+# generated datasets: (source, classes, channels); a source gives decoded
+# examples, or (records, decoder(training)) when it draws them from layouts
 GENERATED: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int,
                            int]]
 GENERATED = {"toy": (_toy, toy.NUM_CLASSES, 3),
              "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES,
-                                  1)}
+                                  1),
+             "megapixel_mnist": (_mnist, megapixel_mnist.NUM_CLASSES, 1),
+             "small_object": (_small_object, 4, 1)}
 DATASETS = sorted([*GENERATED, *tfds_source.DATASETS, "folder"])
 
 
@@ -57,8 +82,11 @@ def build(split: str, cfg: DataConfig, training: bool = False,
   seed = cfg.seed if seed is None else seed
   if cfg.name in GENERATED:
     records = GENERATED[cfg.name][0](split, cfg)
+    decoder = lambda record, _: record  # already decoded examples
+    if isinstance(records, tuple):  # (layouts, a decoder that draws them)
+      records, decoder = records[0], records[1](training)
     ds = pipeline.build_pipeline(
-        records, lambda record, _: record, name=split, training=training,
+        records, decoder, name=split, training=training,
         seed=seed, shuffle_buffer=cfg.shuffle_buffer,
         cache=bool(cfg.resize_to), counter=counter)
   elif cfg.name == "folder":
@@ -80,6 +108,8 @@ def build(split: str, cfg: DataConfig, training: bool = False,
 
 def num_classes(cfg: DataConfig) -> int:
   check_name(cfg.name)
+  if cfg.name == "small_object":  # (before the canvas size is known)
+    return int(cfg.options.get("num_classes", 4))
   if cfg.name in GENERATED:
     return GENERATED[cfg.name][1]
   if cfg.name == "folder":
@@ -100,6 +130,10 @@ def split_size(cfg: DataConfig, split: str) -> int:
     return int(_toy(split, cfg).cardinality())
   if cfg.name == "megapixel_digits":
     return megapixel_config(cfg).examples(split)
+  if cfg.name == "megapixel_mnist":
+    return mnist_config(cfg).examples(split)
+  if cfg.name == "small_object":
+    return small_object_config(cfg).examples(split)
   if cfg.name == "folder":
     return len(folder.files(cfg, split))
   return tfds_source.split_size(cfg.name, cfg, split)

@@ -199,7 +199,7 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
       [os.path.splitext(p)[1].lower() in _PIL_ONLY for p in paths]))
   size = tuple(cfg.image_size)
   options = {k: v for k, v in cfg.options.items() if k != "val_fraction"}
-  aug = augment.augment_config(options.pop("augmentation", "imagenet"),
+  aug = augment.augment_config(options.pop("augmentation", "flip"),
                                **options)
   whole = tf.constant([0.0, 0.0, 1.0, 1.0])
 

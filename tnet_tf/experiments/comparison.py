@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tnet_tf import attention
 from tnet_tf import export
+from tnet_tf import inputs
 from tnet_tf import profile
 from tnet_tf import tasks
 from tnet_tf import trainer
@@ -46,14 +47,15 @@ class Comparison:
 
 # ----------------------------------------------------------- localisation
 def contains(regions: np.ndarray, objects: np.ndarray) -> np.ndarray:
-  """[R, D]: at least half of object d's box lies inside region r."""
+  """[R, D]: at least half of object d's box lies inside region r (an
+  empty box — an object that does not count — lies in none)."""
   y0 = np.maximum(regions[:, None, 0], objects[None, :, 0])
   x0 = np.maximum(regions[:, None, 1], objects[None, :, 1])
   y1 = np.minimum(regions[:, None, 2], objects[None, :, 2])
   x1 = np.minimum(regions[:, None, 3], objects[None, :, 3])
   inter = np.clip(y1 - y0, 0, None) * np.clip(x1 - x0, 0, None)
   area = (objects[:, 2] - objects[:, 0]) * (objects[:, 3] - objects[:, 1])
-  return inter >= 0.5 * area[None, :]
+  return (inter >= 0.5 * area[None, :]) & (area[None, :] > 0)
 
 
 def all_regions(size: int, grid_size: int, cell_fraction: float,
@@ -70,9 +72,10 @@ def all_regions(size: int, grid_size: int, cell_fraction: float,
   return out
 
 
-def localization(model, dataset, locations, num_target: int) -> dict:
-  """Share of attended regions holding a target object (the first
-  ``num_target`` boxes of each example), vs. choosing cells at random."""
+def localization(model, dataset, locations) -> dict:
+  """Share of attended regions holding an object that decides the label
+  (the examples' ``boxes``; empty ones count for nothing), vs. choosing
+  cells at random."""
   cfg = model.config
   hits, chance, counts, candidates = {}, {}, {}, {}
   fn = tf.function(lambda x: model(x, training=False, locations=locations))
@@ -80,7 +83,7 @@ def localization(model, dataset, locations, num_target: int) -> dict:
     out = fn(batch["image"])
     size = int(batch["image"].shape[1])
     boxes, levels = out["boxes"].numpy(), out["levels"].numpy()
-    targets = batch["boxes"].numpy()[:, :num_target]
+    targets = batch["boxes"].numpy()
     if size not in candidates:
       candidates[size] = all_regions(size, cfg.grid_size, cfg.cell_fraction,
                                      int(levels.max()))
@@ -109,7 +112,7 @@ def train_all(c: Comparison) -> dict:
   r = exp.model.base_resolution
   size = exp.model.input_size
   exp = exp.replace(export=False)  # TNet's SavedModel: into the root
-  baseline = exp.replace(kind="baseline")
+  baseline = exp.replace(kind="baseline", export=True)
   runs = {
       "tnet": (exp, exp.train.train_steps),
       "downscaled": (baseline.replace(
@@ -131,8 +134,22 @@ def train_all(c: Comparison) -> dict:
   return out
 
 
+def _timings(fn, images: tf.Tensor) -> dict:
+  """ms/image of ``fn`` at batch 1 and at the batch of ``images``, taken
+  in turns."""
+  fn = tf.function(fn)
+  one = images[:1]
+  times = profile.time_interleaved(
+      {"b1": (fn, one, 1), "batch": (fn, images, int(images.shape[0]))})
+  return {"ms_per_image_b1": float(np.median(times["b1"])),
+          f"ms_per_image_b{int(images.shape[0])}": float(
+              np.median(times["batch"])),
+          "ms_per_image": float(np.median(times["batch"]))}
+
+
 def tnet_rows(task, summary: dict, images: tf.Tensor) -> list[dict]:
-  """Accuracy, GMACs and ms/image of TNet at each evaluated setting."""
+  """Accuracy, GMACs and ms/image (batch 1 and the timing batch) of TNet
+  at each evaluated setting."""
   shape = list(images.shape[1:])
   rows = []
   for row in summary["eval"]:
@@ -142,7 +159,7 @@ def tnet_rows(task, summary: dict, images: tf.Tensor) -> list[dict]:
         "locations": list(locs), "total_locations": row["total_locations"],
         "accuracy": row["top1"],
         "gmacs": profile.count_macs(logits, [1, *shape], tf.uint8) / 1e9,
-        "ms_per_image": profile.ms_per_image(tf.function(logits), images)})
+        **_timings(logits, images)})
   return rows
 
 
@@ -158,8 +175,25 @@ def baseline_row(task, summary: dict, images: tf.Tensor,
   return {"accuracy": summary["eval"][0]["top1"],
           "gmacs": profile.count_macs(logits, [1, side, side, channels],
                                       tf.uint8) / 1e9,
-          "ms_per_image": profile.ms_per_image(tf.function(logits), images),
-          "input_size": [side, side]}
+          **_timings(logits, images), "input_size": [side, side],
+          "train_seconds": summary["train_seconds"]}
+
+
+def peak_memory(c: Comparison, tnet_saved_model: str) -> dict:
+  """Peak resident memory (MB) of classifying one test image with each
+  model's SavedModel in a fresh process, and of that process without a
+  model (the floor)."""
+  image = c.timing_images[:1].numpy()
+  r = c.experiment.model.base_resolution
+  out = {"floor": profile.peak_memory_mb(None, image),
+         "tnet": profile.peak_memory_mb(
+             tnet_saved_model, image,
+             inputs.pad_locations(c.experiment.model.locations,
+                                  c.experiment.model.levels))}
+  for name, resize in (("downscaled", r), ("full_resolution", 0)):
+    out[name] = profile.peak_memory_mb(
+        os.path.join(c.root, name, "saved_model"), image, resize=resize)
+  return out
 
 
 def pictures(c: Comparison, task, rows: list[dict], baselines: dict
@@ -184,7 +218,7 @@ def pictures(c: Comparison, task, rows: list[dict], baselines: dict
       os.path.join(c.root, "tradeoff.png"), title=c.title)
 
 
-def run(c: Comparison, num_target: int, command: str) -> dict:
+def run(c: Comparison, command: str) -> dict:
   """Trains the three models, measures them, writes the results."""
   started = time.time()
   trained = train_all(c)
@@ -197,22 +231,26 @@ def run(c: Comparison, num_target: int, command: str) -> dict:
                                   c.timing_images, side)
                for name, side in (("downscaled", r),
                                   ("full_resolution", size))}
-  for name in baselines:
-    baselines[name]["train_seconds"] = trained[name][0].get("train_seconds")
   logging.info("=== localisation and pictures ===")
   results = {"tnet": rows, **baselines}
   if c.boxed_test is not None:
     test = c.boxed_test(64)
     settings = [tuple(row["locations"]) for row in rows if row["locations"]]
-    loc = localization(tnet, test, c.experiment.model.locations, num_target)
+    loc = localization(tnet, test, c.experiment.model.locations)
     loc["by_locations"] = [
-        {k: v for k, v in localization(tnet, test, s, num_target).items()
+        {k: v for k, v in localization(tnet, test, s).items()
          if k in ("locations", "rate", "chance")} for s in settings]
     results["localization"] = loc
   pictures(c, tnet, rows, baselines)
-  export.export_saved_model(
+  saved = export.export_saved_model(
       tnet, os.path.join(c.root, "saved_model"),
       channels=int(c.timing_images.shape[-1]))
+  memory = peak_memory(c, saved)
+  for name in ("downscaled", "full_resolution"):
+    results[name]["peak_rss_mb"] = memory[name]
+  results["tnet_peak_rss_mb"] = memory["tnet"]
+  results["memory_floor_mb"] = memory["floor"]
+  results["tnet_train_seconds"] = tnet_summary["train_seconds"]
   results.update({
       "data": c.data_record, "model": tnet_summary["config"]["model"],
       "steps": {"tnet": c.experiment.train.train_steps,

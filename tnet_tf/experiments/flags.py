@@ -43,6 +43,13 @@ def _model_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum("selection", None, ["sampling", "greedy"],
                     "Training-time cell selection (greedy: the authors').",
                     **d)
+  flags.DEFINE_enum("location_scale", None, ["fixed", "learned"],
+                    "Location logits L2-normalised (fixed, the authors') or "
+                    "times a learned scale.", **d)
+  flags.DEFINE_enum("location_gradient", None, ["reinforce", "pathwise"],
+                    "How the location module learns: REINFORCE (the "
+                    "paper) or also the loss's gradient through the average.",
+                    **d)
   flags.DEFINE_enum("resampling", None, list(resampling.RESAMPLINGS),
                     "How cells are placed and read (tnet_tf.resampling; "
                     "authors: integer cells, half-pixel bilinear).", **d)
@@ -80,6 +87,24 @@ def _loss_flags(fv: flags.FlagValues) -> None:
                     "authors: l2·Σv² over the first optimiser's variables "
                     "(not batch norm); kernels: l2·Σw²/2 over every kernel.",
                     **d)
+  flags.DEFINE_enum("reward", "correct", ["correct", "probability"],
+                    "REINFORCE's reward: 1 if right (the authors') or the "
+                    "probability given to the label.", **d)
+  flags.DEFINE_enum("location_baseline", "ema", ["ema", "image"],
+                    "Per-location rewards against the running baseline "
+                    "(the authors') or the image's other locations.", **d)
+  flags.DEFINE_integer("random_steps", 0,
+                       "Exploration: cells at random for these first "
+                       "training steps.", **d)
+  flags.DEFINE_integer("anneal_steps", 0,
+                       "Exploration: then Gumbel noise falling from 1 to 0 "
+                       "over these steps (then greedy).", **d)
+  flags.DEFINE_integer("scan_steps", 0,
+                       "Look at every cell of the first attended level for "
+                       "these first training steps.", **d)
+  flags.DEFINE_float("location_target", 0.0,
+                     "Weight of the location module's cross-entropy against "
+                     "where the per-feature classifier read the label.", **d)
   flags.DEFINE_bool("contrastive_diagonal", True,
                     "The contrastive mean counts the B diagonal pairs too "
                     "(the authors').", **d)
@@ -197,8 +222,9 @@ def _data_config(f: flags.FlagValues) -> DataConfig:
 def _model_config(f: flags.FlagValues, data: DataConfig) -> ModelConfig:
   changes: dict[str, Any] = {}
   for name in ("backbone", "base_resolution", "grid_size", "cell_fraction",
-               "levels", "selection", "resampling", "dropout",
-               "feature_weighting", "allow_upsampling"):
+               "levels", "selection", "resampling", "location_scale",
+               "location_gradient",
+               "dropout", "feature_weighting", "allow_upsampling"):
     if f[name].value is not None:
       changes[name] = f[name].value
   if f.locations is not None:
@@ -228,7 +254,10 @@ def _loss_config(f: flags.FlagValues) -> LossConfig:
       contrastive_weight=f.contrastive_weight,
       contrastive_margin=f.contrastive_margin,
       contrastive_diagonal=f.contrastive_diagonal, l2=f.l2,
-      l2_rule=f.l2_rule)
+      l2_rule=f.l2_rule, reward=f.reward,
+      location_baseline=f.location_baseline, random_steps=f.random_steps,
+      anneal_steps=f.anneal_steps, scan_steps=f.scan_steps,
+      location_target=f.location_target)
 
 
 def _steps(f: flags.FlagValues, data: DataConfig

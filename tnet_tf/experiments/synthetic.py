@@ -7,12 +7,12 @@ canvas, evaluates TNet at several numbers of locations and writes into
 ``--run_dir``: ``results.json`` / ``results.md`` (accuracy, GMACs, ms/image
 measured here), ``tradeoff.png`` (accuracy vs. GMACs, the paper's Fig. 1b),
 ``attention.png`` (attended regions per level, Fig. 1c), TensorBoard logs of
-each run and a SavedModel of TNet.
+each run and a SavedModel of TNet. ``--variants=fidelity`` trains TNet
+variants instead (``tnet_tf.experiments.ablation``).
 """
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from absl import app
 from absl import flags
@@ -20,7 +20,7 @@ from absl import logging
 
 from tnet_tf.data import megapixel_config
 from tnet_tf.data import megapixel_digits
-from tnet_tf.experiments import comparison
+from tnet_tf.experiments import builtin
 from tnet_tf.experiments import runner
 # the benchmark's metric, under the names its tests use
 from tnet_tf.experiments.comparison import all_regions, localization  # noqa: F401
@@ -40,20 +40,13 @@ DEFAULTS = {
 
 def define_flags(fv: flags.FlagValues) -> None:
   d = dict(flag_values=fv)
-  flags.DEFINE_integer("baseline_steps", 2000,
-                       "Training steps of the downscaled baseline.", **d)
-  flags.DEFINE_integer("full_resolution_steps", 800,
-                       "Training steps of the full-resolution baseline.", **d)
+  builtin.define_flags(fv)
   flags.DEFINE_integer("digit_size", 32, "Digit side on the canvas (px).",
                        **d)
   flags.DEFINE_enum("texture", None, list(megapixel_digits.TEXTURES),
                     "Texture photo behind the digits.", **d)
   flags.DEFINE_integer("train_examples", 8000, "Training canvases.", **d)
   flags.DEFINE_integer("test_examples", 1000, "Test canvases.", **d)
-  flags.DEFINE_integer("overlay_examples", 8, "Canvases in attention.png.",
-                       **d)
-  flags.DEFINE_integer("timing_batch", 16,
-                       "Batch size of the ms/image timing.", **d)
 
 
 def main(argv):
@@ -75,22 +68,18 @@ def main(argv):
   megapixel_digits.prepare(mcfg, data.data_dir, ("train", "test"))
 
   def boxed_test(batch):
-    def targets(example):
+    def targets(example):  # the target-class digits decide the label
       return {**example, "boxes": example["boxes"][:mcfg.num_target]}
     return megapixel_digits.dataset("test", mcfg, data.data_dir,
                                     with_boxes=True).map(targets).batch(batch)
 
-  timing = next(iter(megapixel_digits.dataset(
-      "test", mcfg, data.data_dir).batch(FLAGS.timing_batch)))[0]
-  comparison.run(comparison.Comparison(
-      experiment.replace(data=data), root, FLAGS.baseline_steps,
-      FLAGS.full_resolution_steps, timing, boxed_test,
+  spec = builtin.Spec(
       title=f"Megapixel digits ({mcfg.canvas_size} px canvas, r = {r})",
-      overlay_examples=FLAGS.overlay_examples,
-      data_record=dataclasses.asdict(mcfg)),
-      num_target=mcfg.num_target,
-      command="python -m tnet_tf.experiments.synthetic " + " ".join(
-          sys.argv[1:]))
+      boxed_test=boxed_test,
+      test_images=lambda n: next(iter(megapixel_digits.dataset(
+          "test", mcfg, data.data_dir).batch(n)))[0],
+      data_record=dataclasses.asdict(mcfg))
+  builtin.run(experiment.replace(data=data), root, spec, "synthetic")
 
 
 if __name__ == "__main__":

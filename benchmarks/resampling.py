@@ -1,0 +1,71 @@
+"""The cost of the three resamplings (``tnet_tf.resampling``): TNet-B0 (the
+fMoW stage-2 architecture) at 896², [2, 1] locations, batch 1 and 8, the
+three models timed in turns in one process (TensorFlow, as the SavedModel
+serves).
+
+  python -m benchmarks.resampling        # two recorded runs
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import record  # noqa: E402
+from tnet_tf import profile  # noqa: E402
+from tnet_tf.config import preset  # noqa: E402
+from tnet_tf.model import TNet  # noqa: E402
+from tnet_tf.resampling import RESAMPLINGS  # noqa: E402
+
+FLAGS = flags.FLAGS
+SIZE, LOCATIONS = 896, (2, 1)
+
+
+def define_flags() -> None:
+  flags.DEFINE_integer("repeats", 9, "Timed rounds per case (median).")
+  flags.DEFINE_string("out", "benchmarks/resampling.json", "Results file.")
+  flags.DEFINE_integer("runs", 2, "Consecutive runs recorded.")
+  flags.DEFINE_float("idle_threshold", 0.25, "See benchmarks.performance.")
+  flags.DEFINE_float("wait_idle", 600.0, "See benchmarks.performance.")
+
+
+def measure() -> dict:
+  tf.random.set_seed(0)
+  models = {name: TNet(preset("fmow_stage2", input_size=None,
+                              resampling=name)) for name in RESAMPLINGS}
+  out = {}
+  for batch in (1, 8):
+    images = tf.constant(np.random.default_rng(0).integers(
+        0, 256, (batch, SIZE, SIZE, 3), np.uint8))
+    cases = {name: (tf.function(lambda x, m=m: m(
+        x, training=False, locations=LOCATIONS)["logits"]), images, batch)
+             for name, m in models.items()}
+    times = profile.time_interleaved(cases, 2, FLAGS.repeats)
+    for name, t in times.items():
+      out[f"{name}_ms_b{batch}"] = float(np.median(t))
+    for name in RESAMPLINGS:
+      out[f"{name}_over_align_corners_b{batch}"] = (
+          out[f"{name}_ms_b{batch}"] / out[f"align_corners_ms_b{batch}"])
+  print(out, flush=True)
+  return out
+
+
+def main(argv):
+  del argv
+  keys = [f"{n}_over_align_corners_b{b}" for n in RESAMPLINGS
+          for b in (1, 8)] + [f"{n}_ms_b{b}" for n in RESAMPLINGS
+                              for b in (1, 8)]
+  sys.exit(record.guarded(measure, keys, FLAGS.out, runs=FLAGS.runs,
+                          threshold=FLAGS.idle_threshold,
+                          wait=FLAGS.wait_idle))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

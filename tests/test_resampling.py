@@ -1,0 +1,100 @@
+"""Cell geometry and resampling: the authors' integer cells and half-pixel
+bilinear resize, the box filter, and the continuous align-corners cells."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from tnet_tf import resampling
+from tnet_tf.model import TNet
+
+
+def _cells(size, n, c):
+  """[start, end) of each cell of a region of ``size`` px (one axis)."""
+  side, stride, before = resampling.pixel_grid(size, n, c)
+  return [(j * stride - before, j * stride - before + side) for j in range(n)]
+
+
+def test_integer_cells_are_the_authors():
+  # worked from ImageNet/models.py (create_masked_batch): side round(c·s),
+  # stride rounded up, the overhang padded before (the larger half)
+  assert _cells(224, 5, 0.34375) == [(-1, 76), (36, 113), (73, 150),
+                                     (110, 187), (147, 224)]
+  assert _cells(448, 5, 0.35) == [(-1, 156), (72, 229), (145, 302),
+                                  (218, 375), (291, 448)]
+  assert _cells(448, 3, 0.5) == [(0, 224), (112, 336), (224, 448)]
+  assert _cells(896, 3, 0.5) == [(0, 448), (224, 672), (448, 896)]
+  # the same arithmetic on tensors (dynamic image sizes)
+  side, stride, before = resampling.pixel_grid(tf.constant(448), 5, 0.35)
+  assert (float(side), float(stride), float(before)) == (157, 73, 1)
+
+
+def _model_cells(size, n, c, r):
+  model = TNet(tiny_config(levels=2, locations=(n * n,), grid_size=n,
+                           cell_fraction=c, base_resolution=r,
+                           backbone_kwargs={"widths": (8, 8, 8)}))
+  out = model(np.zeros((1, size, size, 3), np.uint8), training=False)
+  return sorted(tuple(int(round(v)) for v in box)
+                for box in out["boxes"].numpy()[0, 1:])
+
+
+def test_tnet_attends_the_authors_cells_of_a_448_image():
+  got = _model_cells(448, 3, 0.5, 32)
+  want = sorted((y0, x0, y1, x1) for y0, y1 in _cells(448, 3, 0.5)
+                for x0, x1 in _cells(448, 3, 0.5))
+  assert got == want
+
+
+def _window(image, y0, x0, side):
+  """The cell's pixels, mid-grey where it overhangs the image."""
+  h, w = image.shape[:2]
+  padded = np.full((h + 2 * side, w + 2 * side, image.shape[2]), 127.5)
+  padded[side:side + h, side:side + w] = image
+  return padded[side + y0:side + y0 + side, side + x0:side + x0 + side]
+
+
+@pytest.mark.parametrize("size,n,c,r", [(448, 5, 0.35, 224),  # up 157 → 224
+                                        (224, 5, 0.34375, 32),  # down 77 → 32
+                                        (448, 3, 0.5, 112)])  # 2×: a mean
+def test_authors_cells_resized_half_pixel_bilinear(rng, size, n, c, r):
+  image = rng.integers(0, 256, (size, size, 3)).astype(np.uint8)
+  cells = resampling.create("authors", n, c)
+  starts = [(y0, x0) for y0, _ in _cells(size, n, c)[:2]
+            for x0, _ in _cells(size, n, c)[-2:]]
+  boxes = tf.constant([[y / size, x / size, 0, 0] for y, x in starts],
+                      tf.float32)
+  got = cells.crops(None, tf.constant(image[None]), boxes,
+                    tf.zeros([4], tf.int32), r, 2).numpy()
+  side = resampling.pixel_grid(size, n, c)[0]
+  for crop, (y0, x0) in zip(got, starts):
+    want = tf.image.resize(_window(image, y0, x0, side)[None], [r, r],
+                           "bilinear", antialias=False)[0]
+    np.testing.assert_allclose(crop, want, atol=1e-2)  # float rounding
+  if side == 2 * r:  # a 2× reduction is the exact 2×2 mean
+    y0, x0 = starts[0]
+    win = _window(image, y0, x0, side)
+    mean = win.reshape(r, 2, r, 2, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(got[0], mean, atol=1e-4)
+
+
+def test_antialias_is_a_box_filter(rng):
+  """At an integer ratio the box filter is the area mean; the authors'
+  bilinear at 4× reads only 4 of every 16 pixels."""
+  image = rng.integers(0, 256, (1, 128, 128, 3)).astype(np.uint8)
+  area = tf.image.resize(image.astype(np.float32), [32, 32], "area")
+  smooth = resampling.create("antialias", 3, 0.5).whole(None, image, 32)
+  np.testing.assert_allclose(smooth, area, atol=1e-3)
+  sharp = resampling.create("authors", 3, 0.5).whole(None, image, 32)
+  assert float(tf.reduce_max(tf.abs(sharp - area))) > 20
+
+
+def test_level_three_windows_are_cells_of_cells():
+  cells = resampling.create("authors", 5, 0.35)
+  assert cells.level_size((448, 600), 1) == (448, 600)
+  assert cells.level_size((448, 600), 2) == (157, 210)  # round(0.35·s)
+  assert cells.level_size((448, 600), 3) == (55, 74)
+
+
+def test_unknown_resampling_is_named():
+  with pytest.raises(ValueError, match="resampling must be one of"):
+    tiny_config(resampling="lanczos")
