@@ -98,3 +98,36 @@ def test_level_three_windows_are_cells_of_cells():
 def test_unknown_resampling_is_named():
   with pytest.raises(ValueError, match="resampling must be one of"):
     tiny_config(resampling="lanczos")
+
+
+def test_antialias_level_one_by_area_matches_the_supersampled_filter(rng):
+  """The TF sampling takes level 1 from one area resize; TFLite's builtin
+  sampling (no area op) supersamples: at an integer ratio both are the box
+  filter, and at 1500 → 128 the area resize is the exact-ratio mean."""
+  from tnet_tf.model import Sampling
+  from tnet_tf.tflite import BuiltinSampling
+  image = rng.integers(0, 256, (2, 96, 96, 1)).astype(np.uint8)
+  cells = resampling.create("antialias", 3, 0.5)
+  by_area = cells.whole(Sampling(), image, 24)
+  supersampled = cells.whole(BuiltinSampling(), image, 24)
+  np.testing.assert_allclose(by_area, supersampled, atol=1e-3)
+  big = rng.integers(0, 256, (1, 150, 150, 1)).astype(np.uint8)
+  mean = float(big.mean())
+  assert float(tf.reduce_mean(cells.whole(Sampling(), big, 128))) == (
+      pytest.approx(mean, rel=1e-3))
+
+
+def test_cells_inside_the_image_skip_the_padding_checks(rng):
+  """896 px, a 3×3 grid of halves: every cell of levels 2–3 is inside the
+  image, and sampling without the checks gives the same pixels; 448 px on
+  the 5×5 grid of 35% cells overhangs by a pixel and keeps them."""
+  cells = resampling.create("authors", 3, 0.5)
+  assert cells.inside((896, 896), 3)
+  assert not resampling.create("authors", 5, 0.35).inside((448, 448), 2)
+  assert not cells.inside((tf.constant(896), 896), 2)  # not static
+  image = tf.constant(rng.integers(0, 256, (2, 96, 96, 3)).astype(np.uint8))
+  starts = tf.constant([[0.0, 24.0], [48.0, 48.0]])
+  fast = cells._sample(image, starts, (48, 48), tf.constant([0, 1]), 16,
+                       inside=True)
+  checked = cells._sample(image, starts, (48, 48), tf.constant([0, 1]), 16)
+  np.testing.assert_array_equal(fast.numpy(), checked.numpy())

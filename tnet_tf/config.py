@@ -133,13 +133,17 @@ def _synthetic() -> ModelConfig:
 
 
 def _small_object() -> ModelConfig:
-  """The built-in small-object task: 256 px canvases, one 16 px object; r =
-  32, a 5×5 grid of cells a quarter of the side (64 px, the object at 8 px
-  once read)."""
+  """The built-in small-object task: 256 px canvases, one 16 px object of
+  2 shapes; r = 32, a 5×5 grid of cells a quarter of the side (64 px, the
+  object at 8 px once read). The location module reads the backbone's
+  stage-2 map (8×8: a 2 px object would vanish in the 4×4 of stage 4) and
+  level 1 is box-filtered (bilinear sampling at 8× would miss the object)."""
   return ModelConfig(
-      backbone="tiny_cnn", backbone_kwargs={"widths": (16, 32, 48, 64)},
-      num_classes=4, base_resolution=32, grid_size=5, cell_fraction=0.25,
-      levels=2, locations=(2,), input_size=(256, 256))
+      backbone="tiny_cnn",
+      backbone_kwargs={"widths": (16, 32, 48, 64), "f_stage": 2},
+      num_classes=2, base_resolution=32, grid_size=5, cell_fraction=0.25,
+      levels=2, locations=(2,), input_size=(256, 256),
+      resampling="antialias")
 
 
 def _megapixel_mnist() -> ModelConfig:

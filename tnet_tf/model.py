@@ -57,7 +57,14 @@ class Sampling:
   (bilinear, float32 out), and ``whole(images, size)``, the same for the box
   (0, 0, 1, 1) of every image. A traversal may use others
   (``TNet.start(sampling=...)``: ``tnet_tf.tflite`` traces with TFLite
-  builtin ops). The other resamplings are builtin ops already."""
+  builtin ops). The other resamplings are builtin ops already, except that
+  ``"antialias"`` takes level 1 from ``area(images, size)`` where the
+  sampling has it (a box filter of the exact ratio in one pass; ``None``:
+  it supersamples with gathers instead)."""
+
+  @staticmethod
+  def area(images, size):
+    return tf.image.resize(tf.cast(images, tf.float32), size, method="area")
 
   @staticmethod
   def crop_and_resize(images, boxes, box_indices, size):

@@ -24,7 +24,7 @@ be dynamic).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -126,11 +126,25 @@ class IntegerCells(Resampling):
                for s in sizes]
     return tuple(sizes)
 
+  def inside(self, image_hw: Sequence, depth: int) -> bool:
+    """Whether every cell down to level ``depth`` lies inside the image —
+    known only for a static image size: no cell overhangs into padding."""
+    if not all(isinstance(s, (int, np.integer)) for s in image_hw):
+      return False
+    for d in range(1, depth):
+      for size in self.level_size(image_hw, d):
+        side, stride, before = pixel_grid(size, self.grid_size,
+                                          self.cell_fraction)
+        if before or (self.grid_size - 1) * stride + side != size:
+          return False
+    return True
+
   def whole(self, sampling, images, r):
     h, w = _image_hw(images)
     batch = tf.shape(images)[0]
     starts = tf.zeros([batch, 2])
-    return self._sample(images, starts, (h, w), tf.range(batch), r)
+    return self._sample(images, starts, (h, w), tf.range(batch), r,
+                        inside=True)
 
   def children(self, parents, cells, images, depth):
     image_hw = _image_hw(images)
@@ -155,18 +169,20 @@ class IntegerCells(Resampling):
     hw = tf.cast(tf.stack(image_hw), tf.float32)
     starts = tf.round(boxes[:, :2] * hw)
     return self._sample(images, starts, self.level_size(image_hw, depth),
-                        box_image, r)
+                        box_image, r, inside=self.inside(image_hw, depth))
 
-  def _sample(self, images, starts, window, box_image, r):
+  def _sample(self, images, starts, window, box_image, r, inside=False):
     """Windows ``[start, start + window)`` (pixels, may overhang the image
-    into padding) of ``images[box_image]`` resampled to ``r×r``."""
+    into padding unless ``inside``) of ``images[box_image]`` resampled to
+    ``r×r``."""
     m = ([max(1, math.ceil(s / r)) if isinstance(s, (int, np.integer))
           else tf.maximum(1, tf.cast(tf.math.ceil(
               tf.cast(s, tf.float32) / r), tf.int32)) for s in window]
          if self.supersample else [1, 1])
     ys = _positions(starts[:, 0], window[0], r, m[0])
     xs = _positions(starts[:, 1], window[1], r, m[1])
-    out = sample_bilinear(images, ys, xs, box_image, PAD_VALUE)
+    out = sample_bilinear(images, ys, xs, box_image,
+                          None if inside else PAD_VALUE)
     if self.supersample:  # box filter: the mean of m×m sub-samples
       shape = tf.shape(out)
       out = tf.reduce_mean(tf.reshape(
@@ -179,6 +195,15 @@ class Antialiased(IntegerCells):
 
   name = "antialias"
   supersample = True
+
+  def whole(self, sampling, images, r):
+    # level 1 reads the whole image: the area resize is the same box filter
+    # at the exact ratio (not rounded up to m), in one pass over the pixels
+    # instead of (m·r)² gathered samples (m = 12 for 1500 px at r = 128)
+    area = getattr(sampling, "area", None) if sampling is not None else None
+    if area is None:
+      return super().whole(sampling, images, r)
+    return area(images, [r, r])
 
 
 def _positions(start: tf.Tensor, length, out: int, supersample) -> tf.Tensor:
@@ -195,10 +220,13 @@ def _positions(start: tf.Tensor, length, out: int, supersample) -> tf.Tensor:
 
 
 def sample_bilinear(images: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor,
-                    box_image: tf.Tensor, pad_value: float) -> tf.Tensor:
+                    box_image: tf.Tensor,
+                    pad_value: Optional[float]) -> tf.Tensor:
   """Bilinear samples ``[M, h, w, C]`` (float32) of ``images[box_image]``
   at rows ``ys`` ``[M, h]`` × columns ``xs`` ``[M, w]`` (pixel-centre
-  coordinates); pixels outside the image read ``pad_value``."""
+  coordinates); pixels outside the image read ``pad_value`` (``None``:
+  the caller knows every sample lies inside the image, and the checks are
+  left out — four selects over the output fewer)."""
   shape = tf.shape(images)
   height, width, channels = shape[1], shape[2], shape[3]
   pixels = tf.reshape(images, [-1, channels])
@@ -219,9 +247,11 @@ def sample_bilinear(images: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor,
   def corner(i, j):
     flat = (tf.reshape(first + rows[i] * width, [-1, h, 1]) +
             tf.reshape(cols[j], [-1, 1, w]))
+    value = tf.cast(tf.gather(pixels, flat), tf.float32)
+    if pad_value is None:
+      return value
     ok = tf.logical_and(tf.reshape(row_ok[i], [-1, h, 1]),
                         tf.reshape(col_ok[j], [-1, 1, w]))
-    value = tf.cast(tf.gather(pixels, flat), tf.float32)
     return tf.where(tf.expand_dims(ok, -1), value, pad_value)
 
   wy = tf.reshape(ys - top, [-1, h, 1, 1])

@@ -109,6 +109,7 @@ class BuiltinSampling(model_lib.Sampling):
   """TNet's sampling with TFLite builtin ops only."""
 
   crop_and_resize = staticmethod(crop_and_resize)
+  area = None  # no builtin area resize: antialias supersamples
 
   @staticmethod
   def whole(images, size):

