@@ -131,3 +131,27 @@ def test_cells_inside_the_image_skip_the_padding_checks(rng):
                        inside=True)
   checked = cells._sample(image, starts, (48, 48), tf.constant([0, 1]), 16)
   np.testing.assert_array_equal(fast.numpy(), checked.numpy())
+
+
+@pytest.mark.parametrize("window", [48, 37])
+def test_shrinking_inside_the_image_is_one_crop_and_resize(rng, window):
+  """Where a window lies inside the image and is shrunk, TF's and TFLite's
+  crop_and_resize from the first half-pixel centre to the last read the
+  pixels the gathers read (float rounding of the box aside)."""
+  from tnet_tf.model import Sampling
+  from tnet_tf.tflite import BuiltinSampling
+  cells = resampling.create("authors", 3, 0.5)
+  image = tf.constant(rng.integers(0, 256, (2, 96, 96, 3)).astype(np.uint8))
+  starts = tf.constant([[0.0, 24.0], [96.0 - window, 7.0]])
+  index = tf.constant([1, 0])
+  gathered = cells._sample(image, starts, (window, window), index, 16,
+                           inside=True)
+  for sampling in (Sampling(), BuiltinSampling()):
+    one_op = cells._sample(image, starts, (window, window), index, 16,
+                           inside=True, sampling=sampling)
+    np.testing.assert_allclose(one_op.numpy(), gathered.numpy(), atol=2e-3)
+  # level 1 of a whole image too
+  np.testing.assert_allclose(
+      cells.whole(Sampling(), image, 32).numpy(),
+      tf.image.resize(tf.cast(image, tf.float32), [32, 32], "bilinear",
+                      antialias=False).numpy(), atol=2e-3)

@@ -22,17 +22,33 @@ def defaults(run: Run) -> list[Callback]:
   return [ProgressBar(run), TensorBoard(run)]
 
 
-def policy_line(logs: dict, cells: int) -> str:
+def top_probability_cap(cells: int, learned_scale: bool) -> float:
+  """The largest probability one of ``cells`` cells can get. With the
+  paper's fixed scale the logits are L2-normalised (norm 1): the peak is
+  the unit vector closest to one axis, ``z = (a, -b, …, -b)`` with
+  ``a = √((n−1)/n)``, ``b = 1/√(n(n−1))`` — 0.104 for 25 cells. A learned
+  scale lifts the cap to 1."""
+  if learned_scale:
+    return 1.0
+  a, b = math.sqrt((cells - 1) / cells), 1 / math.sqrt(cells * (cells - 1))
+  return math.exp(a) / (math.exp(a) + (cells - 1) * math.exp(-b))
+
+
+def policy_line(logs: dict, cells: int, learned_scale: bool = False) -> str:
   """One line on whether the attention policy has left the uniform
-  distribution, from a step's ``entropy`` and ``top_probability``."""
-  most = math.log(cells)
-  ratio = logs["entropy"] / most
+  distribution: how far its top cell's probability has gone from uniform
+  (1/cells) towards the most the location module's scale allows."""
+  uniform = 1.0 / cells
+  cap = top_probability_cap(cells, learned_scale)
+  progress = (logs["top_probability"] - uniform) / (cap - uniform)
   state = ("still uniform: the location module has not learnt where to "
-           "look yet" if ratio > 0.99 else
-           "learning" if ratio > 0.8 else "peaked")
-  return (f"attention policy {state} (entropy {logs['entropy']:.3f} of "
-          f"{most:.3f} nats, top cell p = {logs['top_probability']:.3f}, "
-          f"uniform {1 / cells:.3f})")
+           "look yet" if progress < 0.1 else
+           "learning where to look" if progress < 0.5 else "peaked")
+  return (f"attention policy {state} ({100 * progress:.0f}% of the way "
+          f"from uniform to the peak its scale allows: top cell p = "
+          f"{logs['top_probability']:.3f}, uniform {uniform:.3f}, at most "
+          f"{cap:.3f}; entropy {logs['entropy']:.3f} of "
+          f"{math.log(cells):.3f} nats)")
 
 
 class ProgressBar(Callback):
@@ -49,8 +65,9 @@ class ProgressBar(Callback):
     self._bar.update(step, list(logs.items()),
                      finalize=step == run.experiment.train.train_steps)
     if run.task.levels > 1 and "top_probability" in logs:
-      print("\n" + policy_line(logs, run.task.config.grid_size ** 2),
-            flush=True)
+      cfg = run.task.config
+      print("\n" + policy_line(logs, cfg.grid_size ** 2,
+                                cfg.location_scale == "learned"), flush=True)
 
 
 class TensorBoard(Callback):

@@ -144,7 +144,7 @@ class IntegerCells(Resampling):
     batch = tf.shape(images)[0]
     starts = tf.zeros([batch, 2])
     return self._sample(images, starts, (h, w), tf.range(batch), r,
-                        inside=True)
+                        inside=True, sampling=sampling)
 
   def children(self, parents, cells, images, depth):
     image_hw = _image_hw(images)
@@ -169,12 +169,26 @@ class IntegerCells(Resampling):
     hw = tf.cast(tf.stack(image_hw), tf.float32)
     starts = tf.round(boxes[:, :2] * hw)
     return self._sample(images, starts, self.level_size(image_hw, depth),
-                        box_image, r, inside=self.inside(image_hw, depth))
+                        box_image, r, inside=self.inside(image_hw, depth),
+                        sampling=sampling)
 
-  def _sample(self, images, starts, window, box_image, r, inside=False):
+  def _sample(self, images, starts, window, box_image, r, inside=False,
+              sampling=None):
     """Windows ``[start, start + window)`` (pixels, may overhang the image
     into padding unless ``inside``) of ``images[box_image]`` resampled to
     ``r×r``."""
+    if (sampling is not None and inside and not self.supersample and
+        all(isinstance(s, (int, np.integer)) and s >= r for s in window)):
+      # shrinking a window inside the image, the half-pixel centres are
+      # evenly spaced and never clamped: one crop_and_resize from the
+      # first centre to the last reads the same pixels, in one kernel
+      image_hw = _image_hw(images)
+      first = [(s / r - 1.0) / 2.0 for s in window]  # p_0 − start
+      last = [w - 1.0 - f for w, f in zip(window, first)]
+      span = tf.cast(tf.stack(image_hw), tf.float32) - 1.0
+      boxes = tf.concat([(starts + first) / span, (starts + last) / span],
+                        axis=-1)
+      return sampling.crop_and_resize(images, boxes, box_image, [r, r])
     m = ([max(1, math.ceil(s / r)) if isinstance(s, (int, np.integer))
           else tf.maximum(1, tf.cast(tf.math.ceil(
               tf.cast(s, tf.float32) / r), tf.int32)) for s in window]

@@ -1,0 +1,36 @@
+"""The progress bar's line on the attention policy."""
+import math
+
+import numpy as np
+import pytest
+
+from tnet_tf import callbacks
+
+
+def test_fixed_scale_cap_is_the_best_unit_vector():
+  # brute force over unit vectors (a, -b, ..., -b): the cap is their best
+  cells = 25
+  best = 0.0
+  for a in np.linspace(0.0, 1.0, 20001):
+    b = math.sqrt((1 - a * a) / (cells - 1))
+    best = max(best, math.exp(a) / (math.exp(a) + (cells - 1) *
+                                    math.exp(-b)))
+  assert callbacks.top_probability_cap(cells, False) == pytest.approx(
+      best, abs=1e-6)
+  assert callbacks.top_probability_cap(cells, False) == pytest.approx(
+      0.1036, abs=1e-4)
+  assert callbacks.top_probability_cap(cells, True) == 1.0
+
+
+@pytest.mark.parametrize("top, learned, state", [
+    (0.042, False, "still uniform"),
+    (0.070, False, "learning where to look"),
+    (0.100, False, "peaked"),
+    (0.100, True, "still uniform"),  # 6% of the way to 1
+    (0.700, True, "peaked"),
+])
+def test_policy_line_measures_against_the_scale_cap(top, learned, state):
+  line = callbacks.policy_line({"top_probability": top, "entropy": 3.0}, 25,
+                               learned)
+  assert line.startswith(f"attention policy {state}")
+  assert "uniform 0.040" in line
