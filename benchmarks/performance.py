@@ -513,7 +513,9 @@ def run_benchmark() -> dict:
           "inter_op_threads": FLAGS.inter_op_threads,
           "load_average_before": list(load_before),
           "load_average_after": list(os.getloadavg())}),
-      "settings": {"family": family, "sizes": sizes, "batches": batches,
+      "settings": {"runtime": "TensorFlow (tf.function, what the "
+                              "SavedModel serves), default threads",
+                   "family": family, "sizes": sizes, "batches": batches,
                    "repeats": repeats, "warmup": warmup,
                    "train_repeats": train_repeats, "quick": FLAGS.quick,
                    "memory_sizes": memory_sizes,
@@ -526,7 +528,8 @@ def run_benchmark() -> dict:
 
 def print_run(results: dict) -> None:
   batches = results["settings"]["batches"]
-  print()
+  print(f"\nruntime: {results['settings']['runtime']} (both models, every "
+        "row)")
   print(format_table(results["rows"], batches))
   train = results["train"]
   print(f"\ntraining at {train['input']}², batch {train['batch']}: TNet "

@@ -39,6 +39,11 @@ def define_flags(fv: flags.FlagValues) -> None:
   d = dict(flag_values=fv)
   flags.DEFINE_integer("train_examples", 5000, "Training canvases.", **d)
   flags.DEFINE_integer("test_examples", 1000, "Test canvases.", **d)
+  flags.DEFINE_bool("fresh_positions", False,
+                    "Training canvases keep their digits and noise patterns "
+                    "but are laid out anew at every reading (augmentation; "
+                    "with the published fixed 5,000 TNet memorises them).",
+                    **d)
   flags.DEFINE_enum("label_rule", "majority",
                     list(megapixel_mnist.LABEL_RULES),
                     "majority (the benchmark), or IPS's max / top.", **d)
@@ -52,7 +57,8 @@ def main(argv):
     data = dataclasses.replace(experiment.data, options={
         "train_examples": FLAGS.train_examples,
         "test_examples": FLAGS.test_examples,
-        "label_rule": FLAGS.label_rule})
+        "label_rule": FLAGS.label_rule,
+        "fresh_positions": FLAGS.fresh_positions})
     cfg = data_lib.mnist_config(data)
   except (ValueError, TypeError) as err:
     raise app.UsageError(str(err))
