@@ -91,7 +91,7 @@ def _tradeoff_figure(rows: Sequence[dict], baselines: dict[str, dict],
   ax.set_title(title)
   ax.grid(True, which="both", alpha=0.3)
   if rows or baselines:
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="best", fontsize=9)  # clear of every point
   fig.tight_layout()
   return fig
 

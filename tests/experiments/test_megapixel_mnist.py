@@ -14,7 +14,7 @@ def test_the_megapixel_mnist_job_end_to_end(tmp_path):
              TNET_TF_CACHE=str(tmp_path / "cache"))
   proc = subprocess.run(
       [sys.executable, "-m", "tnet_tf.experiments.megapixel_mnist",
-       f"--run_dir={run_dir}", "--input_size=300", "--base_resolution=64",
+       f"--run_dir={run_dir}", "--input_size=300", "--base_resolution=32",
        "--train_examples=32", "--test_examples=16", "--train_steps=3",
        "--baseline_steps=3", "--full_resolution_steps=2", "--batch_size=8",
        "--timing_batch=2", "--overlay_examples=2", "--eval_locations=0;2",
