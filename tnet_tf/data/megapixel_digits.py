@@ -12,7 +12,6 @@ deterministic by seed and written once to TFRecords.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from typing import Optional
@@ -21,13 +20,15 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.data.generated import GeneratedSplits
+
 NUM_CLASSES = 10
 TEXTURES = ("grass", "gravel", "brick")
 SPLITS = {"train": ("train", 0), "validation": ("test", 1), "test": ("test", 2)}
 
 
 @dataclasses.dataclass(frozen=True)
-class MegapixelDigitsConfig:
+class MegapixelDigitsConfig(GeneratedSplits):
   """Canvas geometry, clutter and sizes of the splits."""
   canvas_size: int = 256
   digit_size: int = 32
@@ -54,15 +55,6 @@ class MegapixelDigitsConfig:
         self.canvas_size ** 2):
       raise ValueError(f"{self.num_digits} digits of {self.digit_size} px do "
                        f"not fit a {self.canvas_size} px canvas")
-
-  def examples(self, split: str) -> int:
-    return {"train": self.train_examples,
-            "validation": self.validation_examples,
-            "test": self.test_examples}[split]
-
-  def fingerprint(self) -> str:
-    text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def glyphs(pool: str, cfg: MegapixelDigitsConfig):

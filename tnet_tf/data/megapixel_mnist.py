@@ -22,7 +22,6 @@ drawn when read.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from typing import Optional
@@ -31,6 +30,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.data.generated import GeneratedSplits
+
 NUM_CLASSES = 10
 DIGIT = 28  # px, MNIST's native size
 LABEL_RULES = ("majority", "max", "top")
@@ -38,7 +39,7 @@ SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
-class MegapixelMNISTConfig:
+class MegapixelMNISTConfig(GeneratedSplits):
   canvas_size: int = 1500
   num_digits: int = 5
   num_target: int = 3
@@ -66,15 +67,6 @@ class MegapixelMNISTConfig:
                        f"{self.canvas_size}")
     if not 0 < self.test_digits_per_class < 500:
       raise ValueError("test_digits_per_class must be in (0, 500)")
-
-  def examples(self, split: str) -> int:
-    return {"train": self.train_examples,
-            "validation": self.validation_examples,
-            "test": self.test_examples}[split]
-
-  def fingerprint(self) -> str:
-    text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------ the pieces

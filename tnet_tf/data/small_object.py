@@ -17,13 +17,15 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.data.generated import GeneratedSplits
+
 SHAPES = ("disc", "square", "triangle", "cross")
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 MASK_MEAN = 0.38  # the triangle covers 40% of its box, the cross 42%
 
 
 @dataclasses.dataclass(frozen=True)
-class SmallObjectConfig:
+class SmallObjectConfig(GeneratedSplits):
   canvas_size: int = 256
   object_fraction: float = 1 / 16
   num_classes: int = 4  # the first of SHAPES
@@ -44,11 +46,6 @@ class SmallObjectConfig:
   @property
   def object_side(self) -> int:
     return int(round(self.canvas_size * self.object_fraction))
-
-  def examples(self, split: str) -> int:
-    return {"train": self.train_examples,
-            "validation": self.validation_examples,
-            "test": self.test_examples}[split]
 
 
 def shape_mask(shape: str, side: int) -> np.ndarray:

@@ -13,12 +13,14 @@ import os
 import sys
 from typing import Callable
 
+from absl import app
 from absl import flags
 import tensorflow as tf
 
 from tnet_tf.config import Experiment
 from tnet_tf.experiments import ablation
 from tnet_tf.experiments import comparison
+from tnet_tf.experiments import runner
 
 
 @dataclasses.dataclass
@@ -50,6 +52,23 @@ def define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("ablation_out", None,
                       "The variants' table (JSON; a .md beside it).", **d)
   flags.DEFINE_integer("seeds", 1, "--variants: training seeds each.", **d)
+
+
+def setup(argv, options: Callable[[Experiment], dict],
+          config_of: Callable, fv: flags.FlagValues = flags.FLAGS):
+  """The experiment of the command line with the benchmark's data
+  ``options`` (a function of the experiment), its run directory and the
+  generator's config (``config_of(data)``); bad flags or options are a
+  usage error naming them."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  experiment, root = runner.experiment_and_run_dir(fv)
+  try:
+    data = dataclasses.replace(experiment.data, options=options(experiment))
+    cfg = config_of(data)
+  except (ValueError, TypeError) as err:
+    raise app.UsageError(str(err))
+  return experiment.replace(data=data), root, cfg
 
 
 def run(experiment: Experiment, root: str, spec: Spec, module: str,

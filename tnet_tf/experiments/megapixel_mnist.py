@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app
 from absl import flags
 
 from tnet_tf import data as data_lib
@@ -50,18 +49,11 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  experiment, root = runner.experiment_and_run_dir(FLAGS)
-  try:
-    data = dataclasses.replace(experiment.data, options={
-        "train_examples": FLAGS.train_examples,
-        "test_examples": FLAGS.test_examples,
-        "label_rule": FLAGS.label_rule,
-        "fresh_positions": FLAGS.fresh_positions})
-    cfg = data_lib.mnist_config(data)
-  except (ValueError, TypeError) as err:
-    raise app.UsageError(str(err))
+  experiment, root, cfg = builtin.setup(argv, lambda _: {
+      "train_examples": FLAGS.train_examples,
+      "test_examples": FLAGS.test_examples, "label_rule": FLAGS.label_rule,
+      "fresh_positions": FLAGS.fresh_positions}, data_lib.mnist_config)
+  data = experiment.data
   megapixel_mnist.prepare(cfg, data.data_dir, ("train", "test"))
   spec = builtin.Spec(
       title=f"Megapixel MNIST ({cfg.canvas_size} px, {cfg.label_rule})",
@@ -70,7 +62,7 @@ def main(argv):
       test_images=lambda n: next(iter(megapixel_mnist.dataset(
           "test", cfg, data.data_dir).batch(n)))[0],
       data_record=dataclasses.asdict(cfg))
-  builtin.run(experiment.replace(data=data), root, spec, "megapixel_mnist")
+  builtin.run(experiment, root, spec, "megapixel_mnist")
 
 
 if __name__ == "__main__":

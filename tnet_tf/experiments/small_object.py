@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app
 from absl import flags
 
 from tnet_tf import data as data_lib
@@ -44,17 +43,10 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  experiment, root = runner.experiment_and_run_dir(FLAGS)
-  try:
-    data = dataclasses.replace(experiment.data, options={
-        "train_examples": FLAGS.train_examples,
-        "test_examples": FLAGS.test_examples, "num_lines": FLAGS.num_lines,
-        "num_classes": experiment.model.num_classes})
-    cfg = data_lib.small_object_config(data)
-  except (ValueError, TypeError) as err:
-    raise app.UsageError(str(err))
+  experiment, root, cfg = builtin.setup(argv, lambda exp: {
+      "train_examples": FLAGS.train_examples,
+      "test_examples": FLAGS.test_examples, "num_lines": FLAGS.num_lines,
+      "num_classes": exp.model.num_classes}, data_lib.small_object_config)
   spec = builtin.Spec(
       title=f"One small object ({cfg.object_side} px on a "
             f"{cfg.canvas_size} px canvas)",
@@ -63,7 +55,7 @@ def main(argv):
       test_images=lambda n: next(iter(small_object.dataset(
           "test", cfg).batch(n)))[0],
       data_record=dataclasses.asdict(cfg))
-  builtin.run(experiment.replace(data=data), root, spec, "small_object")
+  builtin.run(experiment, root, spec, "small_object")
 
 
 if __name__ == "__main__":

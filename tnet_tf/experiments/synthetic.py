@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -50,17 +49,11 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  experiment, root = runner.experiment_and_run_dir(FLAGS)
-  try:
-    data = dataclasses.replace(experiment.data, options={
-        "digit_size": FLAGS.digit_size, "texture": FLAGS.texture,
-        "train_examples": FLAGS.train_examples,
-        "test_examples": FLAGS.test_examples})
-    mcfg = megapixel_config(data)
-  except (ValueError, TypeError) as err:
-    raise app.UsageError(str(err))
+  experiment, root, mcfg = builtin.setup(argv, lambda _: {
+      "digit_size": FLAGS.digit_size, "texture": FLAGS.texture,
+      "train_examples": FLAGS.train_examples,
+      "test_examples": FLAGS.test_examples}, megapixel_config)
+  data = experiment.data
   r = experiment.model.base_resolution
   logging.info("Megapixel digits: %d px canvases, %d px digits (%.1f px in "
                "the %d px downscaled view)", mcfg.canvas_size,
@@ -79,7 +72,7 @@ def main(argv):
       test_images=lambda n: next(iter(megapixel_digits.dataset(
           "test", mcfg, data.data_dir).batch(n)))[0],
       data_record=dataclasses.asdict(mcfg))
-  builtin.run(experiment.replace(data=data), root, spec, "synthetic")
+  builtin.run(experiment, root, spec, "synthetic")
 
 
 if __name__ == "__main__":
