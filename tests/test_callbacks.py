@@ -34,3 +34,14 @@ def test_policy_line_measures_against_the_scale_cap(top, learned, state):
                                learned)
   assert line.startswith(f"attention policy {state}")
   assert "uniform 0.040" in line
+
+
+def test_policy_line_warns_that_greedy_selection_follows_the_ranking():
+  logs = {"top_probability": 0.02, "entropy": 5.5}
+  greedy = callbacks.policy_line(logs, 256, True, greedy=True)
+  assert greedy.startswith("attention policy still uniform")
+  assert "greedy selection takes the top-ranked cells" in greedy
+  assert "greedy" not in callbacks.policy_line(logs, 256, True)
+  peaked = callbacks.policy_line({"top_probability": 0.9, "entropy": 0.5},
+                                 256, True, greedy=True)
+  assert "greedy" not in peaked

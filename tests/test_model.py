@@ -107,6 +107,32 @@ def test_greedy_selection_in_training(rng):
     np.testing.assert_array_equal(out["location_indices"][0].numpy(), top)
 
 
+def test_overlap_suppression_attends_cells_that_do_not_overlap(rng):
+  """With suppression each attended cell is the most probable one clear of
+  the cells taken before it (the most probable not taken once none is
+  clear: 3×3 half-side cells overlap their neighbours); the log p are the
+  chosen cells'; without it, plain top-k (test above)."""
+  model = TNet(tiny_config(locations=(4, 1), overlap_suppression=True))
+  images = _images(rng, (3, 128, 128, 3))
+  over = grid.overlapping_cells(3, 0.5)
+  for training in (False, True):
+    out = model(images, training=training)
+    idx = out["location_indices"][0].numpy().reshape(-1, 4)
+    probs = out["location_probs"][0].numpy().reshape(-1, 9)
+    for row, p in zip(idx, probs):
+      taken = []
+      for cell in row:
+        clear = [c for c in range(9)
+                 if c not in taken and not any(over[c, t] for t in taken)]
+        pool = clear or [c for c in range(9) if c not in taken]
+        assert cell == max(pool, key=lambda c: p[c])
+        taken.append(cell)
+    logp = out["location_log_probs"].numpy()[:, :4].reshape(-1)
+    np.testing.assert_allclose(
+        logp, np.log(np.take_along_axis(probs, idx, -1)).reshape(-1),
+        rtol=1e-5, atol=1e-6)
+
+
 def test_location_log_probs_are_the_chosen_cells(tiny_tnet, rng):
   out = tiny_tnet(_images(rng), training=False)
   logp = out["location_log_probs"].numpy()

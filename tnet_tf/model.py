@@ -363,13 +363,20 @@ class TNet(keras.Model):
     if training and exploration is not None:
       noise = -tf.math.log(-tf.math.log(tf.random.uniform(
           tf.shape(log_probs), 1e-12, 1.0)))
-      idx = tf.math.top_k(log_probs + exploration * noise, k).indices
+      idx = self._top_k(log_probs + exploration * noise, k)
     elif training and self.config.selection == "sampling":
       idx = gumbel_top_k(log_probs, k)
       return idx, plackett_luce_log_probs(log_probs, idx)
     else:
-      idx = tf.math.top_k(log_probs, k).indices
+      idx = self._top_k(log_probs, k)
     return idx, tf.gather(log_probs, idx, batch_dims=1)
+
+  def _top_k(self, scores, k):
+    cfg = self.config
+    if cfg.overlap_suppression:
+      return grid.suppressed_top_k(scores, k, grid.overlapping_cells(
+          cfg.grid_size, cfg.cell_fraction))
+    return tf.math.top_k(scores, k).indices
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

@@ -128,3 +128,43 @@ def test_bagnet_weights_mismatch_is_a_clear_error(tmp_path):
   backbones.tiny_cnn_model((77, 77, 3)).save_weights(path)
   with pytest.raises(ValueError, match="do not match the layers"):
     backbones.build("bagnet77", weights=path)
+
+
+def test_tiny_cnn_depth_adds_stride_one_convs_and_keeps_the_map():
+  one = backbones.tiny_cnn_model((32, 32, 3), (8, 16), depth=1)
+  two = backbones.tiny_cnn_model((32, 32, 3), (8, 16), depth=2)
+  convs = [l for l in two.layers if isinstance(l, keras.layers.Conv2D)]
+  assert [l.strides for l in convs] == [(2, 2), (1, 1), (2, 2), (1, 1)]
+  assert two.output_shape == one.output_shape == (None, 8, 8, 16)
+  assert two.get_layer("stage2").output_shape == (None, 8, 8, 16)
+  with pytest.raises(ValueError, match="depth"):
+    backbones.tiny_cnn_model((32, 32, 3), depth=0)
+  with pytest.raises(ValueError, match="norm"):
+    backbones.tiny_cnn_model((32, 32, 3), norm="layer")
+
+
+def test_frozen_batch_norm_keeps_the_loaded_statistics_in_training(tmp_path):
+  """"frozen_batch" runs batch norm on the loaded statistics in training
+  too: the output does not depend on the batch, and a training step leaves
+  the statistics alone — plain "batch" normalises by the batch."""
+  src = backbones.tiny_cnn_model((16, 16, 3), (8,))
+  bn = src.get_layer("bn1")
+  bn.set_weights([np.full([8], 1.5, np.float32), np.full([8], 0.2, np.float32),
+                  np.full([8], 3.0, np.float32), np.full([8], 4.0, np.float32)])
+  path = str(tmp_path / "tiny.h5")
+  src.save_weights(path)
+  images = tf.random.uniform([4, 16, 16, 3], 0, 255, seed=1)
+  for norm, same in (("frozen_batch", True), ("batch", False)):
+    model = backbones.tiny_cnn_model((16, 16, 3), (8,), norm=norm)
+    model.load_weights(path)
+    train = model(images, training=True).numpy()
+    infer = model(images, training=False).numpy()
+    assert np.allclose(train, infer, atol=1e-5) == same, norm
+    single = model(images[:1], training=True).numpy()
+    assert np.allclose(single, train[:1], atol=1e-5) == same, norm
+  stats = model.get_layer("bn1").get_weights()
+  frozen = backbones.tiny_cnn_model((16, 16, 3), (8,), norm="frozen_batch")
+  frozen.load_weights(path)
+  assert not frozen.get_layer("bn1").trainable_weights
+  np.testing.assert_allclose(frozen.get_layer("bn1").get_weights()[2], 3.0)
+  assert stats[2][0] != 3.0  # plain batch norm moved its mean

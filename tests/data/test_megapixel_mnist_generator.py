@@ -113,7 +113,33 @@ def test_fresh_positions_move_the_same_digits(tmp_path):
     ({"label_rule": "mean"}, "label_rule"),
     ({"num_target": 2}, "majority"),
     ({"canvas_size": 64}, "canvas_size"),
+    ({"fresh_positions": True, "label_rule": "top"}, "top-most"),
 ])
 def test_bad_configuration_is_named(kwargs, message):
   with pytest.raises(ValueError, match=message):
     mm.MegapixelMNISTConfig(**kwargs)
+
+
+def test_digit_cells_hold_one_whole_pool_digit_of_their_label():
+  """Without noise a cell is exactly one digit of its split's pool, of the
+  returned label, wholly inside; with noise, patterns around it."""
+  quiet = dataclasses.replace(SMALL, num_noise=0)
+  for split in ("train", "test"):
+    pool, labels = mm.digit_pool(split, quiet)
+    cells, classes = mm.Renderer(split, quiet).digit_cells(
+        40, 6, np.random.default_rng(0))
+    assert cells.shape == (6, 40, 40, 1) and cells.dtype == np.uint8
+    for cell, label in zip(cells[..., 0], classes):
+      windows = np.lib.stride_tricks.sliding_window_view(cell, (28, 28))
+      ink_outside = cell.sum() - windows.reshape(-1, 28, 28).sum((1, 2))
+      same = (windows.reshape(-1, 1, 784) ==
+              pool[labels == label].reshape(1, -1, 784)).all(-1)
+      assert same.any(), "no pool digit of the label wholly in the cell"
+      hit = np.flatnonzero(same.any(1))
+      assert (ink_outside[hit] == 0).any()  # nothing else on the cell
+  noisy = mm.MegapixelMNISTConfig(num_noise=5000)  # ~1 pattern per 450 px²
+  cells, _ = mm.Renderer("train", noisy).digit_cells(
+      135, 8, np.random.default_rng(0))
+  assert (cells > 0).mean() > 0.03  # a digit alone inks ~1% of 135²
+  with pytest.raises(ValueError, match="cell"):
+    mm.Renderer("train", SMALL).digit_cells(20, 1, np.random.default_rng(0))

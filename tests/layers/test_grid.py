@@ -100,3 +100,29 @@ def test_cells_at_the_image_edge_have_no_black_border():
     crops = tf.image.crop_and_resize(image, boxes, tf.zeros([25], tf.int32),
                                      [32, 32])
     assert float(tf.reduce_min(crops)) == pytest.approx(200.0), size
+
+
+def test_overlapping_cells_by_hand():
+  # 3×3 cells half the side: stride 1/4, so neighbours share area and
+  # cells two apart only touch
+  over = grid.overlapping_cells(3, 0.5)
+  assert over.shape == (9, 9) and over.diagonal().all()
+  assert over[0, 1] and over[0, 4] and not over[0, 2] and not over[0, 8]
+  np.testing.assert_array_equal(over, over.T)
+  assert not grid.overlapping_cells(4, 0.25)[0, 1]  # a tiling: no overlap
+
+
+def test_suppressed_top_k_passes_over_overlapping_cells():
+  over = grid.overlapping_cells(3, 0.5)
+  scores = tf.constant([[9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
+  # 0 first (1, 3, 4 overlap it), then 2 (5 overlaps it), then 6 (7
+  # overlaps it), then 8: the four corners
+  np.testing.assert_array_equal(
+      grid.suppressed_top_k(scores, 4, over).numpy(), [[0, 2, 6, 8]])
+  # past the clear cells: the best not taken, in order
+  np.testing.assert_array_equal(
+      grid.suppressed_top_k(scores, 6, over).numpy(), [[0, 2, 6, 8, 1, 3]])
+  # a tensor k, two rows
+  two = tf.stack([scores[0], scores[0][::-1]])
+  out = grid.suppressed_top_k(two, tf.constant(2), over).numpy()
+  np.testing.assert_array_equal(out, [[0, 2], [8, 6]])

@@ -67,6 +67,11 @@ class MegapixelMNISTConfig(GeneratedSplits):
                        f"{self.canvas_size}")
     if not 0 < self.test_digits_per_class < 500:
       raise ValueError("test_digits_per_class must be in (0, 500)")
+    if self.fresh_positions and self.label_rule == "top":
+      # the top-most digit moves with the positions, the stored label not
+      raise ValueError("fresh_positions would change the top-most digit "
+                       "of a canvas but not its label: use it with the "
+                       "majority or max rule")
 
 
 # ------------------------------------------------------------ the pieces
@@ -172,7 +177,8 @@ class Renderer:
 
   def __init__(self, split: str, cfg: MegapixelMNISTConfig):
     self.cfg = cfg
-    self.digits, _ = digit_pool("test" if split == "test" else "train", cfg)
+    self.digits, self.labels = digit_pool(
+        "test" if split == "test" else "train", cfg)
     self.noise = noise_bank(np.random.default_rng(
         [cfg.seed, 100 + SPLITS.index(split)]), cfg.noise_patterns)
 
@@ -184,6 +190,29 @@ class Renderer:
     for k, (y, x) in zip(digits, digit_pos):
       canvas[y:y + DIGIT, x:x + DIGIT, 0] = self.digits[k]
     return canvas
+
+  def digit_cells(self, cell: int, count: int, rng: np.random.Generator):
+    """``count`` squares of ``cell`` px as TNet's cells see a canvas: one
+    digit of the split's pool wholly inside at a random offset, over noise
+    patterns at the canvas's density (those overlapping the square too);
+    uint8 [count, cell, cell, 1] and the digits' labels."""
+    if not DIGIT <= cell <= self.cfg.canvas_size:
+      raise ValueError(f"cell must be in [{DIGIT}, "
+                       f"{self.cfg.canvas_size}] px, got {cell}")
+    side = cell + 2 * DIGIT  # patterns reaching into the square
+    density = self.cfg.num_noise / float(self.cfg.canvas_size) ** 2
+    out = np.zeros([count, cell, cell, 1], np.uint8)
+    chosen = rng.integers(0, len(self.digits), count)
+    for i, k in enumerate(chosen):
+      area = np.zeros([side, side], np.uint8)
+      for _ in range(rng.poisson(density * (side - DIGIT) ** 2)):
+        y, x = rng.integers(0, side - DIGIT + 1, 2)
+        area[y:y + DIGIT, x:x + DIGIT] = self.noise[rng.integers(
+            len(self.noise))]
+      y, x = rng.integers(DIGIT, side - 2 * DIGIT + 1, 2)
+      area[y:y + DIGIT, x:x + DIGIT] = self.digits[k]
+      out[i, ..., 0] = area[DIGIT:DIGIT + cell, DIGIT:DIGIT + cell]
+    return out, self.labels[chosen]
 
 
 def cache_path(cfg: MegapixelMNISTConfig, split: str,

@@ -40,9 +40,21 @@ POLICY = {
                                "location_gradient": "pathwise"},
                      "loss": _SCAN_TARGET},
 }
+# the small CNN's batch norm, plain or renormalised (tnet_tf.backbones.tiny:
+# a model leaning on its training batch is worse in inference)
+_RENORM = {"backbone_kwargs": {"norm": "renorm"}}
+NORMALISATION = {
+    "the paper's rule": {},
+    "the paper's rule + batch renormalisation": {"model": _RENORM},
+    "all together": POLICY["all together"],
+    "all together + batch renormalisation": {
+        "model": {**POLICY["all together"]["model"], **_RENORM},
+        "loss": _SCAN_TARGET},
+}
 
 VARIANT_SETS = {
     "policy": POLICY,
+    "normalisation": NORMALISATION,
     "policy_pair": {k: POLICY[k] for k in ("the paper's rule",
                                            "all together")},
     "policy_best": {k: POLICY[k] for k in ("the paper's rule",
@@ -62,10 +74,14 @@ VARIANT_SETS = {
 
 def apply(experiment: Experiment, changes: dict) -> Experiment:
   """``experiment`` with ``changes`` ({"model"|"loss"|"train"|"data":
-  {field: value}}) applied."""
+  {field: value}}) applied; ``backbone_kwargs`` are merged into the
+  preset's."""
   parts = {}
   for part, fields in changes.items():
     config = getattr(experiment, part)
+    if "backbone_kwargs" in fields:
+      fields = {**fields, "backbone_kwargs": {
+          **config.backbone_kwargs, **fields["backbone_kwargs"]}}
     parts[part] = dataclasses.replace(config, **fields)
   return experiment.replace(**parts)
 

@@ -46,6 +46,10 @@ def _model_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum("location_scale", None, ["fixed", "learned"],
                     "Location logits L2-normalised (fixed, the authors') or "
                     "times a learned scale.", **d)
+  flags.DEFINE_bool("overlap_suppression", None,
+                    "Greedy selection passes over cells overlapping one "
+                    "already taken (non-maximum suppression; off: the "
+                    "authors').", **d)
   flags.DEFINE_enum("location_gradient", None, ["reinforce", "pathwise"],
                     "How the location module learns: REINFORCE (the "
                     "paper) or also the loss's gradient through the average.",
@@ -223,7 +227,7 @@ def _model_config(f: flags.FlagValues, data: DataConfig) -> ModelConfig:
   changes: dict[str, Any] = {}
   for name in ("backbone", "base_resolution", "grid_size", "cell_fraction",
                "levels", "selection", "resampling", "location_scale",
-               "location_gradient",
+               "location_gradient", "overlap_suppression",
                "dropout", "feature_weighting", "allow_upsampling"):
     if f[name].value is not None:
       changes[name] = f[name].value

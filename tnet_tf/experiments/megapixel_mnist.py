@@ -13,8 +13,15 @@ variants instead.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
+from absl import app
 from absl import flags
+from absl import logging
+import numpy as np
+
+from tnet_tf import pretrain
 
 from tnet_tf import data as data_lib
 from tnet_tf.data import megapixel_mnist
@@ -43,6 +50,13 @@ def define_flags(fv: flags.FlagValues) -> None:
                     "but are laid out anew at every reading (augmentation; "
                     "with the published fixed 5,000 TNet memorises them).",
                     **d)
+  flags.DEFINE_integer("reader_steps", 0,
+                       "Before training: steps (of 32 cells, each holding "
+                       "one training-pool digit, with the digit's label) "
+                       "pre-training the backbone that TNet and both "
+                       "baselines start from (tnet_tf.pretrain) — like "
+                       "the paper's ImageNet start; 0: from scratch, the "
+                       "benchmark's weak supervision.", **d)
   flags.DEFINE_enum("label_rule", "majority",
                     list(megapixel_mnist.LABEL_RULES),
                     "majority (the benchmark), or IPS's max / top.", **d)
@@ -55,14 +69,49 @@ def main(argv):
       "fresh_positions": FLAGS.fresh_positions}, data_lib.mnist_config)
   data = experiment.data
   megapixel_mnist.prepare(cfg, data.data_dir, ("train", "test"))
+  record = dataclasses.asdict(cfg)
+  if FLAGS.reader_steps:
+    experiment, record["reader"] = _pretrained(experiment, root, cfg)
   spec = builtin.Spec(
       title=f"Megapixel MNIST ({cfg.canvas_size} px, {cfg.label_rule})",
       boxed_test=lambda n: megapixel_mnist.dataset(
           "test", cfg, data.data_dir, with_boxes=True).batch(n),
       test_images=lambda n: next(iter(megapixel_mnist.dataset(
           "test", cfg, data.data_dir).batch(n)))[0],
-      data_record=dataclasses.asdict(cfg))
+      data_record=record)
   builtin.run(experiment, root, spec, "megapixel_mnist")
+
+
+def _pretrained(experiment, root: str, cfg):
+  """The experiment starting from a backbone pre-trained on digit cells of
+  the training pool (held out: cells of the test pool), and the record of
+  that pre-training; an existing one in the run directory is reused."""
+  model = experiment.model
+  if model.backbone_kwargs.get("weights"):
+    raise app.UsageError("--reader_steps pre-trains the backbone: it "
+                         "cannot be combined with --backbone_weights")
+  path = os.path.join(root, "reader", "weights.h5")
+  # a cell as TNet's level 2 reads it (one digit wide at least)
+  side = max(megapixel_mnist.DIGIT,
+             round(model.cell_fraction * cfg.canvas_size))
+  record_path = path + ".json"
+  if os.path.isfile(path) and os.path.isfile(record_path):
+    with open(record_path) as f:
+      record = json.load(f)
+    logging.info("reusing the pre-trained backbone %s", path)
+  else:
+    train = megapixel_mnist.Renderer("train", cfg)
+    test = megapixel_mnist.Renderer("test", cfg)
+    held_out = test.digit_cells(side, 1000, np.random.default_rng(1))
+    record = pretrain.pretrain_backbone(
+        model, lambda n, rng: train.digit_cells(side, n, rng),
+        FLAGS.reader_steps, path, held_out, seed=experiment.data.seed)
+    record.update(cell_px=side, read_px=model.base_resolution)
+    with open(record_path, "w") as f:
+      json.dump(record, f, indent=1)
+  kwargs = {**model.backbone_kwargs, "weights": path}
+  return experiment.replace(model=model.replace(backbone_kwargs=kwargs)), (
+      record)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,40 @@ def cell_boxes(grid_size: int, cell_fraction: float) -> np.ndarray:
   return np.stack([y0, x0, y0 + cell_fraction, x0 + cell_fraction], axis=-1)
 
 
+def overlapping_cells(grid_size: int, cell_fraction: float) -> np.ndarray:
+  """bool ``[n², n²]``: which cells of a grid share area with which (a cell
+  with itself included)."""
+  boxes = cell_boxes(grid_size, cell_fraction)
+  lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+  hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+  return np.all(hi - lo > 1e-9, axis=-1)
+
+
+def suppressed_top_k(scores: tf.Tensor, k, overlap: np.ndarray) -> tf.Tensor:
+  """Greedy top-``k`` of ``scores`` ``[M, n²]`` that passes over cells
+  sharing area with a cell already taken (as non-maximum suppression
+  does); when every cell left overlaps one taken, the best of those not
+  taken. int32 ``[M, k]`` in the order taken; ``k`` an int or a scalar
+  tensor."""
+  overlap = tf.constant(overlap)
+  low = tf.fill(tf.shape(scores), tf.constant(-1e30, scores.dtype))
+
+  def body(i, clear, free, taken):
+    has_clear = tf.reduce_max(clear, -1, keepdims=True) > -1e29
+    pick = tf.argmax(tf.where(has_clear, clear, free), -1,
+                     output_type=tf.int32)
+    hit = tf.gather(overlap, pick)
+    clear = tf.where(hit, low, clear)
+    free = tf.where(tf.one_hot(pick, tf.shape(scores)[-1]) > 0, low, free)
+    return i + 1, clear, free, taken.write(i, pick)
+
+  _, _, _, taken = tf.while_loop(
+      lambda i, *_: i < k, body,
+      (tf.constant(0), scores, scores,
+       tf.TensorArray(tf.int32, size=k, element_shape=[None])))
+  return tf.transpose(taken.stack())
+
+
 def child_boxes(parent_boxes: tf.Tensor, cells: tf.Tensor) -> tf.Tensor:
   """Places cells (fractions of a parent) inside parent boxes.
 
