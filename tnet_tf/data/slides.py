@@ -1,0 +1,158 @@
+"""Generated whole-slide images: tiled, compressed pyramidal TIFFs.
+
+For tests and benchmarks of reading images that do not fit in memory. A
+slide is a mostly blank (white) background with tissue — a smooth pink
+texture inside a blob-shaped mask from a coarse random field — holding a
+few small lesions of one class: dark discs (class 0) or dark rings
+(class 1), at known boxes. Every pyramid level is drawn from the same
+continuous description (mask, texture, lesions) at its own scale, so the
+levels agree, and tile by tile, so a 10⁵-pixel slide is written in bounded
+memory; blank tiles and the low-entropy texture compress to little on
+disk (zlib, tifffile's built-in codec).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+BACKGROUND = 245  # the white of an empty glass slide
+CLASSES = ("disc", "ring")
+
+
+@dataclasses.dataclass(frozen=True)
+class SlideSpec:
+  size: int  # px a side at level 0
+  label: int = 0  # the lesions' class (CLASSES)
+  lesions: int = 3
+  lesion_px: int = 96  # diameter at level 0
+  tile: int = 256
+  min_level_px: int = 1024  # the smallest pyramid level is not smaller
+  field_cells: int = 6  # the tissue mask's coarse grid
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.size < 2 * self.tile:
+      raise ValueError(f"size must be >= 2 tiles ({2 * self.tile} px), got "
+                       f"{self.size}")
+    if self.label not in range(len(CLASSES)):
+      raise ValueError(f"label must be in [0, {len(CLASSES)}), got "
+                       f"{self.label}")
+    if self.tile % 16 or self.tile < 16:
+      raise ValueError(f"tile must be a multiple of 16, got {self.tile}")
+    if not 8 <= self.lesion_px <= self.size // 8:
+      raise ValueError(f"lesion_px must be in [8, size/8], got "
+                       f"{self.lesion_px}")
+
+  def level_sizes(self) -> list[int]:
+    """Sides of the pyramid levels, halving down to ``min_level_px``."""
+    sizes = [self.size]
+    while sizes[-1] // 2 >= self.min_level_px:
+      sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+class Slide:
+  """The continuous description of a slide: tissue field, lesions."""
+
+  def __init__(self, spec: SlideSpec):
+    self.spec = spec
+    rng = np.random.default_rng([spec.seed, 7])
+    n = spec.field_cells + 1
+    self.field = rng.uniform(0.0, 1.0, [n, n])
+    self.field[[0, -1], :] = self.field[:, [0, -1]] = 0.0  # blank margins
+    self.threshold = 0.5
+    self.boxes = self._place_lesions(rng)
+
+  def tissue(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The field at fractional positions (bilinear on the coarse grid)."""
+    g = self.spec.field_cells
+    fy, fx = np.clip(ys * g, 0, g - 1e-9), np.clip(xs * g, 0, g - 1e-9)
+    y0, x0 = fy.astype(int), fx.astype(int)
+    wy, wx = fy - y0, fx - x0
+    f = self.field
+    return ((1 - wy) * (1 - wx) * f[y0, x0] + (1 - wy) * wx * f[y0, x0 + 1]
+            + wy * (1 - wx) * f[y0 + 1, x0] + wy * wx * f[y0 + 1, x0 + 1])
+
+  def _place_lesions(self, rng) -> np.ndarray:
+    """Lesion boxes (y0, x0, y1, x1) in level-0 px, inside tissue."""
+    s, d = self.spec.size, self.spec.lesion_px
+    boxes = []
+    for _ in range(10000):
+      if len(boxes) == self.spec.lesions:
+        break
+      cy, cx = rng.uniform(d, s - d, 2)
+      if self.tissue(np.array(cy / s), np.array(cx / s)) < (
+          self.threshold + 0.1):
+        continue
+      if any(abs(cy - (b[0] + b[2]) / 2) < 2 * d and
+             abs(cx - (b[1] + b[3]) / 2) < 2 * d for b in boxes):
+        continue
+      boxes.append((cy - d / 2, cx - d / 2, cy + d / 2, cx + d / 2))
+    if len(boxes) < self.spec.lesions:
+      raise ValueError(f"no room for {self.spec.lesions} lesions in the "
+                       f"tissue of a {s} px slide (seed {self.spec.seed})")
+    return np.array(boxes, np.float64)
+
+  def tile(self, level: int, ty: int, tx: int) -> np.ndarray:
+    """uint8 [tile, tile, 3] of a level (0: full resolution)."""
+    spec = self.spec
+    side = spec.level_sizes()[level]
+    t = spec.tile
+    scale = spec.size / side  # level-0 px per px of this level
+    ys = (ty * t + np.arange(t) + 0.5) / side
+    xs = (tx * t + np.arange(t) + 0.5) / side
+    corners = self.tissue(np.array([ys[0], ys[0], ys[-1], ys[-1]]),
+                          np.array([xs[0], xs[-1], xs[0], xs[-1]]))
+    out = np.full([t, t, 3], BACKGROUND, np.uint8)
+    if corners.max() < self.threshold - 0.05 and not self._lesion_in(
+        ys, xs):
+      return out  # blank glass (a bilinear field peaks at the corners)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    mask = self.tissue(yy, xx) >= self.threshold
+    # level-0 coordinates: the same texture at every level (coarser there)
+    y0, x0 = yy * spec.size, xx * spec.size
+    wave = (np.sin(y0 / 23.0) * np.sin(x0 / 29.0) > 0).astype(np.float64)
+    pink = np.stack([225 - 25 * wave, 170 - 40 * wave, 200 - 20 * wave], -1)
+    out[mask] = pink[mask].astype(np.uint8)
+    for y_0, x_0, y_1, x_1 in self.boxes:
+      r = (y_1 - y_0) / 2
+      dist = np.hypot(y0 - (y_0 + r), x0 - (x_0 + r))
+      inside = dist <= r if spec.label == 0 else (
+          (dist <= r) & (dist >= 0.55 * r))
+      # at coarse levels keep at least the pixel nearest the centre
+      inside |= dist <= 0.5 * scale
+      out[inside] = (90, 40, 110)
+    return out
+
+  def _lesion_in(self, ys, xs) -> bool:
+    s = self.spec.size
+    y0, y1, x0, x1 = ys[0] * s, ys[-1] * s, xs[0] * s, xs[-1] * s
+    b = self.boxes
+    return bool(np.any((b[:, 0] <= y1) & (b[:, 2] >= y0) &
+                       (b[:, 1] <= x1) & (b[:, 3] >= x0)))
+
+  def tiles(self, level: int) -> Iterator[np.ndarray]:
+    n = -(-self.spec.level_sizes()[level] // self.spec.tile)
+    for ty in range(n):
+      for tx in range(n):
+        yield self.tile(level, ty, tx)
+
+
+def write(path: str, spec: SlideSpec) -> dict:
+  """Writes the slide as a tiled pyramidal BigTIFF (level 0, then the
+  reduced levels as SubIFDs) and returns ``{"size", "levels", "label",
+  "boxes"}`` (boxes in level-0 px, y0 x0 y1 x1)."""
+  import tifffile  # an optional dependency of reading slides
+  slide = Slide(spec)
+  sizes = spec.level_sizes()
+  with tifffile.TiffWriter(path, bigtiff=True) as tif:
+    for level, side in enumerate(sizes):
+      extra = ({"subifds": len(sizes) - 1} if level == 0
+               else {"subfiletype": 1})
+      tif.write(slide.tiles(level), shape=(side, side, 3), dtype=np.uint8,
+                tile=(spec.tile, spec.tile), compression="zlib",
+                photometric="rgb", **extra)
+  return {"size": spec.size, "levels": sizes, "label": spec.label,
+          "boxes": slide.boxes.tolist()}
