@@ -106,19 +106,20 @@ class Slide:
     corners = self.tissue(np.array([ys[0], ys[0], ys[-1], ys[-1]]),
                           np.array([xs[0], xs[-1], xs[0], xs[-1]]))
     out = np.full([t, t, 3], BACKGROUND, np.uint8)
-    if corners.max() < self.threshold - 0.05 and not self._lesion_in(
-        ys, xs):
+    if corners.max() < self.threshold - 0.05 and not self._lesions_in(
+        ys, xs).any():
       return out  # blank glass (a bilinear field peaks at the corners)
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     mask = self.tissue(yy, xx) >= self.threshold
     # level-0 coordinates: the same texture at every level (coarser there)
-    y0, x0 = yy * spec.size, xx * spec.size
-    wave = (np.sin(y0 / 23.0) * np.sin(x0 / 29.0) > 0).astype(np.float64)
-    pink = np.stack([225 - 25 * wave, 170 - 40 * wave, 200 - 20 * wave], -1)
-    out[mask] = pink[mask].astype(np.uint8)
-    for y_0, x_0, y_1, x_1 in self.boxes:
+    y0, x0 = ys * spec.size, xs * spec.size
+    wave = np.outer(np.sin(y0 / 23.0), np.sin(x0 / 29.0)) > 0
+    pink = np.where(wave[..., None], np.array([200, 130, 180], np.uint8),
+                    np.array([225, 170, 200], np.uint8))
+    out[mask] = pink[mask]
+    for y_0, x_0, y_1, x_1 in self.boxes[self._lesions_in(ys, xs)]:
       r = (y_1 - y_0) / 2
-      dist = np.hypot(y0 - (y_0 + r), x0 - (x_0 + r))
+      dist = np.hypot((y0 - (y_0 + r))[:, None], (x0 - (x_0 + r))[None, :])
       inside = dist <= r if spec.label == 0 else (
           (dist <= r) & (dist >= 0.55 * r))
       # at coarse levels keep at least the pixel nearest the centre
@@ -126,12 +127,16 @@ class Slide:
       out[inside] = (90, 40, 110)
     return out
 
-  def _lesion_in(self, ys, xs) -> bool:
+  def _lesions_in(self, ys, xs) -> np.ndarray:
+    """Which lesions reach into the tile of pixel centres ``ys`` × ``xs``
+    (a margin of one pixel of the level)."""
     s = self.spec.size
-    y0, y1, x0, x1 = ys[0] * s, ys[-1] * s, xs[0] * s, xs[-1] * s
+    pad = (ys[1] - ys[0]) * s
+    y0, y1 = ys[0] * s - pad, ys[-1] * s + pad
+    x0, x1 = xs[0] * s - pad, xs[-1] * s + pad
     b = self.boxes
-    return bool(np.any((b[:, 0] <= y1) & (b[:, 2] >= y0) &
-                       (b[:, 1] <= x1) & (b[:, 3] >= x0)))
+    return ((b[:, 0] <= y1) & (b[:, 2] >= y0) & (b[:, 1] <= x1) &
+            (b[:, 3] >= x0))
 
   def tiles(self, level: int) -> Iterator[np.ndarray]:
     n = -(-self.spec.level_sizes()[level] // self.spec.tile)
