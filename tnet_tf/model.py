@@ -145,6 +145,10 @@ class TNet(keras.Model):
     self.sampling = Sampling()
     self.resampling = resampling.create(config.resampling, config.grid_size,
                                         config.cell_fraction)
+    # which cells overlap which: fixed by the grid, built once
+    self._overlap = (grid.overlapping_cells(config.grid_size,
+                                            config.cell_fraction)
+                     if config.overlap_suppression else None)
     hook = {"layer_hook": layer_hook, "initializers": (
         config.initializers or backbone.initializers)}
     self.location_module = LocationModule(
@@ -372,10 +376,8 @@ class TNet(keras.Model):
     return idx, tf.gather(log_probs, idx, batch_dims=1)
 
   def _top_k(self, scores, k):
-    cfg = self.config
-    if cfg.overlap_suppression:
-      return grid.suppressed_top_k(scores, k, grid.overlapping_cells(
-          cfg.grid_size, cfg.cell_fraction))
+    if self._overlap is not None:
+      return grid.suppressed_top_k(scores, k, self._overlap)
     return tf.math.top_k(scores, k).indices
 
   # ------------------------------------------------------------- inspection

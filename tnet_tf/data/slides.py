@@ -58,6 +58,7 @@ class Slide:
 
   def __init__(self, spec: SlideSpec):
     self.spec = spec
+    self.sizes = spec.level_sizes()
     rng = np.random.default_rng([spec.seed, 7])
     n = spec.field_cells + 1
     self.field = rng.uniform(0.0, 1.0, [n, n])
@@ -98,7 +99,7 @@ class Slide:
   def tile(self, level: int, ty: int, tx: int) -> np.ndarray:
     """uint8 [tile, tile, 3] of a level (0: full resolution)."""
     spec = self.spec
-    side = spec.level_sizes()[level]
+    side = self.sizes[level]
     t = spec.tile
     scale = spec.size / side  # level-0 px per px of this level
     ys = (ty * t + np.arange(t) + 0.5) / side
@@ -106,8 +107,8 @@ class Slide:
     corners = self.tissue(np.array([ys[0], ys[0], ys[-1], ys[-1]]),
                           np.array([xs[0], xs[-1], xs[0], xs[-1]]))
     out = np.full([t, t, 3], BACKGROUND, np.uint8)
-    if corners.max() < self.threshold - 0.05 and not self._lesions_in(
-        ys, xs).any():
+    lesions = self.boxes[self._lesions_in(ys, xs)]
+    if corners.max() < self.threshold - 0.05 and not len(lesions):
       return out  # blank glass (a bilinear field peaks at the corners)
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     mask = self.tissue(yy, xx) >= self.threshold
@@ -117,7 +118,7 @@ class Slide:
     pink = np.where(wave[..., None], np.array([200, 130, 180], np.uint8),
                     np.array([225, 170, 200], np.uint8))
     out[mask] = pink[mask]
-    for y_0, x_0, y_1, x_1 in self.boxes[self._lesions_in(ys, xs)]:
+    for y_0, x_0, y_1, x_1 in lesions:
       r = (y_1 - y_0) / 2
       dist = np.hypot((y0 - (y_0 + r))[:, None], (x0 - (x_0 + r))[None, :])
       inside = dist <= r if spec.label == 0 else (
@@ -139,7 +140,7 @@ class Slide:
             (b[:, 3] >= x0))
 
   def tiles(self, level: int) -> Iterator[np.ndarray]:
-    n = -(-self.spec.level_sizes()[level] // self.spec.tile)
+    n = -(-self.sizes[level] // self.spec.tile)
     for ty in range(n):
       for tx in range(n):
         yield self.tile(level, ty, tx)
@@ -151,7 +152,7 @@ def write(path: str, spec: SlideSpec) -> dict:
   "boxes"}`` (boxes in level-0 px, y0 x0 y1 x1)."""
   import tifffile  # an optional dependency of reading slides
   slide = Slide(spec)
-  sizes = spec.level_sizes()
+  sizes = slide.sizes
   with tifffile.TiffWriter(path, bigtiff=True) as tif:
     for level, side in enumerate(sizes):
       extra = ({"subifds": len(sizes) - 1} if level == 0
