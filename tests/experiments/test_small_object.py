@@ -14,7 +14,7 @@ from tnet_tf import trainer
 
 # the attention policy the test trains (tnet_tf.experiments.ablation):
 # 86.8% at 3 locations on 500 test canvases, localisation 5.2x chance,
-# 85 s of training on 2 cores (experiments/small_object/normalisation.json);
+# 85-129 s of training on 2 cores in two runs (normalisation.json);
 # the paper's rule reaches 72.8%. The 90% is not reached yet.
 POLICY = "all together + batch renormalisation"
 ACCURACY_AT_3 = 0.80
