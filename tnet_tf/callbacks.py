@@ -135,6 +135,8 @@ class TensorBoard(Callback):
     from tnet_tf import attention  # local: matplotlib only when drawing
     from tnet_tf import visualize
     images = next(iter(run.picture_data.batch(self.overlay_images)))[0]
+    if images.shape.rank == 1:
+      return  # slides (indices into their files): predict --overlays draws
     out = run.task(images, training=False, locations=locations)
     if not run.chief:
       return

@@ -88,13 +88,14 @@ class Serving(tf.Module):
                 cfg.base_resolution if attends else 0)}
 
   def _outputs(self, images, locations=None):
-    """The response for a batch of same-size uint8 images."""
+    """The response for a batch of same-size uint8 images (or of
+    ``tnet_tf.regions.Regions``, eagerly: ``tnet_tf.predict``)."""
     classes = int(self.class_names.shape[0])
     out = self.model(images, training=False, locations=locations)
     logits = tf.cast(out["logits"], tf.float32)
     probs = tf.nn.softmax(logits)
     top = tf.math.top_k(probs, min(5, classes))
-    batch = tf.shape(images)[0]
+    batch = tf.shape(logits)[0]  # images may be tnet_tf.regions.Regions
     return {"logits": logits, "probabilities": probs,
             "top5_classes": top.indices,
             "top5_probabilities": top.values,

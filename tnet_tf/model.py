@@ -10,12 +10,14 @@ optimisers) is the task's: ``tnet_tf.tasks.TNetClassifier``.
 from __future__ import annotations
 
 from typing import Optional, Sequence
+import weakref
 
 import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf import backbones
 from tnet_tf import inputs
+from tnet_tf import regions as region_reads
 from tnet_tf import resampling
 from tnet_tf.config import ModelConfig
 from tnet_tf.layers import grid
@@ -101,6 +103,10 @@ def build_backbone(config: ModelConfig) -> backbones.FeatureExtractor:
   return backbones.build(config.backbone, **kwargs)
 
 
+# backbones traced for eager traversals of files (kept outside the models:
+# a traced function is no part of a model's checkpoint or SavedModel)
+_TRACED_BACKBONES = weakref.WeakKeyDictionary()
+
 # the traversal state's per-level lists, in the order ``_descend_if`` packs
 _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
                "location_probs", "location_indices")
@@ -142,6 +148,7 @@ class TNet(keras.Model):
                        f"{backbone.grid_size} F map, config.grid_size is "
                        f"{config.grid_size}")
     self.feature_extraction = backbone
+    self.slides = None  # read_slides
     self.sampling = Sampling()
     self.resampling = resampling.create(config.resampling, config.grid_size,
                                         config.cell_fraction)
@@ -187,12 +194,23 @@ class TNet(keras.Model):
   def default_locations(self) -> tuple[int, ...]:
     return self.config.locations
 
+  def read_slides(self, table: Optional[region_reads.SlideTable]) -> None:
+    """Makes int ``[B]`` inputs indices into ``table``: each image read
+    region by region from its file (training on slides; ``None`` undoes
+    it). Dense image batches are read as always."""
+    self.slides = table
+
   # ----------------------------------------------------------------- forward
   def call(self, images, training=None, locations=None, exploration=None):
     """``exploration`` (training only): a scalar scale of Gumbel noise added
     to the location log-probabilities before the top-k (large: cells at
     random; 0: greedy), in place of the configured selection."""
     cfg = self.config
+    if (self.slides is not None and
+        not isinstance(images, region_reads.Regions) and
+        getattr(images, "shape", None) is not None and
+        images.shape.rank == 1):
+      images = region_reads.Regions(self.slides, images)
     if locations is None:
       locations = cfg.locations
     elif tf.is_tensor(locations):
@@ -217,15 +235,26 @@ class TNet(keras.Model):
   # steps differently (``tnet_tf.tflite`` masks levels instead of skipping).
   def start(self, images, training=None,
             sampling: Optional[Sampling] = None) -> dict:
-    """Level 1 on the whole image: the traversal state after one level."""
-    images = inputs.check_images(images, self.config.check_numerics)
+    """Level 1 on the whole image: the traversal state after one level.
+    ``images``: a batch tensor, or ``tnet_tf.region_reads.Regions`` (images read
+    lazily, region by region, from their files)."""
     sampling = sampling or self.sampling
-    batch = tf.shape(images)[0]
+    r = self.config.base_resolution
+    if isinstance(images, region_reads.Regions):
+      batch = images.batch
+      image_hw = tf.constant(images.shape[1:3].as_list(), tf.int32)
+      crops = images.whole(self.resampling, sampling, r)
+    else:
+      images = inputs.check_images(images, self.config.check_numerics)
+      batch = tf.shape(images)[0]
+      image_hw = tf.shape(images)[1:3]
+      crops = self.resampling.whole(sampling, images, r)
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
-    crops = self.resampling.whole(sampling, images, self.config.base_resolution)
-    f_map, v = self._features(crops, bool(training))
-    return {"images": images, "sampling": sampling, "batch": batch,
+    f_map, v = self._features(crops, bool(training),
+                              lazy=isinstance(images, region_reads.Regions))
+    return {"images": images, "image_hw": image_hw, "sampling": sampling,
+            "batch": batch,
             "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
             "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
@@ -254,10 +283,16 @@ class TNet(keras.Model):
         [batch, regions * k, 3])
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    crops = self.resampling.crops(
-        state["sampling"], state["images"], tf.reshape(boxes, [-1, 4]),
-        box_image, cfg.base_resolution, depth + 1)
-    f_map, v = self._features(crops, training)
+    flat = tf.reshape(boxes, [-1, 4])
+    if isinstance(state["images"], region_reads.Regions):  # read from files
+      crops = state["images"].crops(self.resampling, state["sampling"], flat,
+                                    box_image, cfg.base_resolution, depth + 1)
+    else:
+      crops = self.resampling.crops(state["sampling"], state["images"], flat,
+                                    box_image, cfg.base_resolution, depth + 1)
+    f_map, v = self._features(
+        crops, training,
+        lazy=isinstance(state["images"], region_reads.Regions))
     new = (v, boxes, pos, tf.fill([children], depth),
            tf.reshape(chosen_logp, [batch, children]),
            tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
@@ -303,7 +338,7 @@ class TNet(keras.Model):
         "feature_weights": weights,
         "embedding": tf.cast(embedding, tf.float32),
         "boxes": grid.to_pixels(tf.concat(state["all_boxes"], axis=1),
-                                tf.shape(state["images"])[1:3]),
+                                state["image_hw"]),
         "levels": tf.concat(state["all_levels"], axis=0) + 1,
         "positions": positions,
         "location_log_probs": (tf.concat(state["all_logp"], axis=1)
@@ -353,10 +388,22 @@ class TNet(keras.Model):
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
-  def _features(self, crops, training):
-    """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB)."""
+  def _features(self, crops, training, lazy=False):
+    """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB).
+    In an eager traversal of files (``lazy``: ``tnet_tf.regions``) the
+    backbone runs as one traced graph instead of layer by layer."""
     if crops.shape[-1] == 1:
       crops = tf.tile(crops, [1, 1, 1, 3])
+    if lazy and tf.executing_eagerly() and not training:
+      traced = _TRACED_BACKBONES.get(self.feature_extraction)
+      if traced is None:
+        r = self.config.base_resolution
+        backbone = self.feature_extraction
+        traced = tf.function(
+            lambda x: backbone(x, training=False),
+            input_signature=[tf.TensorSpec([None, r, r, 3], tf.float32)])
+        _TRACED_BACKBONES[backbone] = traced
+      return traced(tf.cast(crops, tf.float32))
     return self.feature_extraction(crops, training=training)
 
   def _select(self, log_probs, k, training, exploration):

@@ -172,6 +172,16 @@ class IntegerCells(Resampling):
                         box_image, r, inside=self.inside(image_hw, depth),
                         sampling=sampling)
 
+  def sample_window(self, sampling, patches, starts, window, r,
+                    inside=False) -> tf.Tensor:
+    """Windows of ``window`` pixels per axis (fractional when read from a
+    coarser pyramid level) starting at ``starts`` ``[M, 2]`` of ``patches``
+    ``[M, h, w, C]``, at ``r×r``: ``crops`` on windows read from a file
+    (``tnet_tf.regions``)."""
+    return self._sample(patches, starts, window,
+                        tf.range(tf.shape(patches)[0]), r, inside=inside,
+                        sampling=sampling)
+
   def _sample(self, images, starts, window, box_image, r, inside=False,
               sampling=None):
     """Windows ``[start, start + window)`` (pixels, may overhang the image
@@ -189,7 +199,8 @@ class IntegerCells(Resampling):
       boxes = tf.concat([(starts + first) / span, (starts + last) / span],
                         axis=-1)
       return sampling.crop_and_resize(images, boxes, box_image, [r, r])
-    m = ([max(1, math.ceil(s / r)) if isinstance(s, (int, np.integer))
+    m = ([max(1, math.ceil(s / r)) if isinstance(
+        s, (int, float, np.integer, np.floating))
           else tf.maximum(1, tf.cast(tf.math.ceil(
               tf.cast(s, tf.float32) / r), tf.int32)) for s in window]
          if self.supersample else [1, 1])

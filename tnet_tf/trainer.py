@@ -227,6 +227,13 @@ def open_data(run: Run) -> None:
   # a few images to draw: their partial reads are not evaluation passes
   run.picture_data = data_lib.build(cfg.eval_split, cfg, counter=(
       pipeline.SkipCounter(f"{cfg.eval_split} (pictures)")))
+  table = data_lib.slide_table(cfg)
+  if table is not None:
+    network = getattr(run.task, "network", None)
+    if not hasattr(network, "read_slides"):
+      raise ValueError(f"{cfg.data_dir} holds slides, read region by region:"
+                       " only TNet reads them (not a full-image model)")
+    network.read_slides(table)
   run.iterator = iter(run.strategy.experimental_distribute_dataset(
       run.train_data))
   if run.chief:

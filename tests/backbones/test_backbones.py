@@ -168,3 +168,35 @@ def test_frozen_batch_norm_keeps_the_loaded_statistics_in_training(tmp_path):
   assert not frozen.get_layer("bn1").trainable_weights
   np.testing.assert_allclose(frozen.get_layer("bn1").get_weights()[2], 3.0)
   assert stats[2][0] != 3.0  # plain batch norm moved its mean
+
+
+def test_imagenet_weights_offline_name_the_file_to_place(tmp_path,
+                                                         monkeypatch):
+  # this machine has no internet: Keras' download fails, and the error
+  # says where Keras looks for the file
+  from tnet_tf.backbones import efficientnet
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+  with pytest.raises(RuntimeError) as err:
+    efficientnet.efficientnet_model("b0", weights="imagenet")
+  text = str(err.value)
+  assert "keras-applications/efficientnetb0_notop.h5" in text
+  assert str(tmp_path / "models" / "efficientnetb0_notop.h5") in text
+  from tnet_tf import backbones
+  with pytest.raises(ValueError, match="no ImageNet weights for"):
+    backbones.build("tiny_cnn", base_resolution=32, grid_size=3,
+                    cell_fraction=0.5, weights="imagenet")
+
+
+def test_a_small_folder_trained_from_scratch_gets_a_hint(tmp_path):
+  from fakes import folder as fake_folder
+  from tnet_tf.config import DataConfig, Experiment, preset
+  from tnet_tf.experiments import runner
+  fake_folder.make_tree(str(tmp_path))
+  experiment = Experiment(model=preset("toy"), data=DataConfig(
+      name="folder", data_dir=str(tmp_path)))
+  assert "pre-trained backbone weights" in runner.pretrained_hint(experiment)
+  with_weights = experiment.replace(model=experiment.model.replace(
+      backbone_kwargs={"weights": "w.h5"}))
+  assert runner.pretrained_hint(with_weights) is None
+  assert runner.pretrained_hint(experiment.replace(
+      data=DataConfig(name="toy"))) is None

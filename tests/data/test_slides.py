@@ -1,4 +1,6 @@
 """Generated pyramidal slides (tnet_tf.data.slides)."""
+import zlib
+
 import numpy as np
 import pytest
 import tifffile
@@ -68,3 +70,20 @@ def test_deterministic_by_seed_and_discs_for_class_0():
 def test_bad_specs_are_named(kwargs, message):
   with pytest.raises(ValueError, match=message):
     slides.SlideSpec(**kwargs)
+
+
+def test_tiles_drawn_once_per_level_equal_the_tiles_drawn_one_by_one():
+  # blank and tissue-only tiles are compressed once per level and reused:
+  # each must be the tile that drawing it would give
+  slide = slides.Slide(slides.SlideSpec(size=2048, min_level_px=256,
+                                        lesion_px=64, seed=5))
+  kinds = set()
+  for level, side in enumerate(slide.sizes):
+    n = -(-side // 256)
+    for i, data in enumerate(slide.encoded_tiles(level)):
+      ty, tx = divmod(i, n)
+      kinds.add(slide.kind(level, ty, tx))
+      tile = np.frombuffer(zlib.decompress(data), np.uint8).reshape(
+          256, 256, 3)
+      np.testing.assert_array_equal(tile, slide.tile(level, ty, tx))
+  assert kinds == {"blank", "tissue", "mixed"}

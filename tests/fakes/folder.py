@@ -62,3 +62,30 @@ def make_tree(root: str, classes=("cat", "dog"), per_class: int = 6,
     expected.update(truncated=bad, junk=junk)
     expected["train"] += 1  # the truncated file passes the scan
   return expected
+
+
+def make_slide_tree(root: str, size: int = 2048, train: int = 4,
+                    val: int = 2, lesion_px: int = 256) -> dict:
+  """``root/{train,val}/{disc,ring}/<i>.tif``: generated pyramidal slides
+  (``tnet_tf.data.slides``) whose lesions are discs or rings; returns
+  ``{split: [(path, label)]}``."""
+  from tnet_tf.data import slides
+  out, seed = {}, 0
+  for split, count in (("train", train), ("val", val)):
+    out[split] = []
+    for label, name in enumerate(slides.CLASSES):
+      folder = os.path.join(root, split, name)
+      os.makedirs(folder, exist_ok=True)
+      for i in range(count):
+        path = os.path.join(folder, f"{i}.tif")
+        while True:  # a seed whose tissue has room for the lesions
+          seed += 1
+          try:
+            slides.write(path, slides.SlideSpec(
+                size=size, label=label, lesions=3, lesion_px=lesion_px,
+                min_level_px=256, seed=seed))
+            break
+          except ValueError:
+            continue
+        out[split].append((path, label))
+  return out

@@ -4,7 +4,9 @@ from __future__ import annotations
 import tf_keras as keras
 
 from tnet_tf.backbones.base import FeatureExtractor, from_keras_model
+from tnet_tf.backbones.weights import IMAGENET
 from tnet_tf.backbones.weights import check_weights_file
+from tnet_tf.backbones.weights import imagenet_unavailable
 
 VARIANTS = {f"b{i}": getattr(keras.applications, f"EfficientNetB{i}")
             for i in range(8)}
@@ -62,14 +64,18 @@ def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
   if block_drop_schedule not in DROP_SCHEDULES:
     raise ValueError(f"block_drop_schedule must be one of "
                      f"{list(DROP_SCHEDULES)}, got {block_drop_schedule!r}")
-  if weights:
+  if weights and weights != IMAGENET:
     check_weights_file(weights)
   try:
     model = VARIANTS[variant](include_top=False, weights=weights,
                               input_shape=input_shape, pooling="avg",
                               drop_connect_rate=block_drop_rate)
-  except ValueError as err:
-    if not weights:
+  except Exception as err:  # a download fails with URL or OS errors
+    if weights == IMAGENET:
+      raise imagenet_unavailable(f"EfficientNet-{variant.upper()}",
+                                 f"efficientnet{variant}_notop.h5",
+                                 err) from err
+    if not weights or not isinstance(err, ValueError):
       raise
     raise ValueError(f"weights in {weights} do not match EfficientNet-"
                      f"{variant.upper()} without top: {err}") from err

@@ -91,6 +91,10 @@ def build(split: str, cfg: DataConfig, training: bool = False,
         cache=bool(cfg.resize_to), counter=counter)
   elif cfg.name == "folder":
     ds = folder.dataset(split, cfg, training, seed, counter)
+    if (rgb or cfg.resize_to) and slide_table(cfg) is not None:
+      raise ValueError(f"{cfg.data_dir} holds slides, read region by region "
+                       "by TNet: they cannot be resized whole for a "
+                       "full-image baseline")
   else:
     ds = tfds_source.dataset(cfg.name, split, cfg, training, seed, counter)
 
@@ -104,6 +108,13 @@ def build(split: str, cfg: DataConfig, training: bool = False,
   if rgb or cfg.resize_to:
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
   return ds
+
+
+def slide_table(cfg: DataConfig):
+  """The files TNet reads region by region for ``cfg`` (a
+  ``tnet_tf.regions.SlideTable``: the dataset yields indices into it), or
+  None for datasets of decoded images."""
+  return folder.slide_table(cfg) if cfg.name == "folder" else None
 
 
 def num_classes(cfg: DataConfig) -> int:

@@ -24,6 +24,10 @@ from tnet_tf.data import augment
 from tnet_tf.data import pipeline
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff"}
+# whole-slide images, read region by region (tnet_tf.regions)
+SLIDE_EXTENSIONS = {".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms",
+                    ".qptiff", ".btf", ".tf8"}
+EXTENSIONS |= SLIDE_EXTENSIONS
 _PIL_ONLY = (".tif", ".tiff")
 _VAL_DIRS = ("val", "validation")
 
@@ -35,16 +39,39 @@ class FolderSplits:
   files: dict  # split -> list[(path, label)]
   unreadable: tuple[str, ...]  # skipped at the scan
   ignored: tuple[str, ...]  # not image files
+  slides: bool = False  # some files are read region by region (is_slide)
 
 
 def _readable(path: str) -> bool:
   from PIL import Image  # local: only the scan needs it
+  if is_slide(path):
+    return True
   try:
     with Image.open(path) as image:
       image.size  # pylint: disable=pointless-statement
     return True
   except Exception:  # pylint: disable=broad-except
     return False
+
+
+def is_slide(path: str) -> bool:
+  """A file read region by region: a slide format, or a TIFF with a
+  pyramid or too large to decode whole (its header says; a TIFF tifffile
+  cannot read is not one)."""
+  from tnet_tf import regions
+  ext = os.path.splitext(path)[1].lower()
+  if ext in regions.OPENSLIDE_EXTENSIONS or ext in SLIDE_EXTENSIONS - {
+      ".btf", ".tf8"}:
+    return True
+  if ext not in regions.TIFF_EXTENSIONS:
+    return False
+  try:
+    source = regions.TiffSource(path, check_levels=False)
+  except regions.RegionReadError:
+    return False
+  h, w = source.level_shapes[0]
+  source.close()
+  return len(source.level_shapes) > 1 or h * w > regions.MAX_PIXELS
 
 
 def _class_files(root: str, classes: Optional[tuple[str, ...]] = None):
@@ -135,7 +162,12 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
   if ignored:
     logging.info("ignored %d files that are not images (%s), e.g. %s",
                  len(ignored), "/".join(sorted(EXTENSIONS)), ignored[0])
-  return FolderSplits(classes, splits, tuple(unreadable), tuple(ignored))
+  slides = any(is_slide(p) for pairs in splits.values() for p, _ in pairs)
+  if slides:
+    logging.info("%s holds slides: every image is read region by region "
+                 "(tnet_tf.regions), on a canvas of the largest", data_dir)
+  return FolderSplits(classes, splits, tuple(unreadable), tuple(ignored),
+                      slides)
 
 
 def listing(data_dir: str) -> tuple:
@@ -192,6 +224,8 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
             ) -> tf.data.Dataset:
   """Unbatched ``(uint8 image [H, W, 3], int32 label)`` at ``image_size``;
   ``seed`` seeds shuffling and augmentation (``cfg.seed`` the hold-out)."""
+  if _splits(cfg).slides:
+    return _slide_dataset(split, cfg, training, seed, counter)
   pairs = files(cfg, split)
   paths = [p for p, _ in pairs]
   records = tf.data.Dataset.from_tensor_slices((
@@ -224,6 +258,39 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
   return pipeline.build_pipeline(
       records, decoder, name=split, training=training, seed=seed,
       shuffle_buffer=min(cfg.shuffle_buffer, len(pairs)) or 1,
+      total=len(pairs), counter=counter)
+
+
+def slide_table(cfg: DataConfig):
+  """The ``tnet_tf.regions.SlideTable`` of every file of every split when
+  the tree holds slides (``dataset`` then yields indices into it), else
+  None."""
+  folder = _splits(cfg)
+  return _memo_table(tuple(_all_paths(folder))) if folder.slides else None
+
+
+@functools.lru_cache(maxsize=4)
+def _memo_table(paths: tuple):
+  from tnet_tf import regions
+  return regions.SlideTable(paths)
+
+
+def _all_paths(folder: FolderSplits) -> list:
+  return [p for split in sorted(folder.files) for p, _ in folder.files[split]]
+
+
+def _slide_dataset(split, cfg, training, seed, counter):
+  """``(int32 index into slide_table(cfg), int32 label)``: TNet reads the
+  images from their files as it attends (no augmentation)."""
+  folder = _splits(cfg)
+  index = {p: i for i, p in enumerate(_all_paths(folder))}
+  pairs = files(cfg, split)
+  records = tf.data.Dataset.from_tensor_slices((
+      np.array([index[p] for p, _ in pairs], np.int32),
+      np.array([l for _, l in pairs], np.int32)))
+  return pipeline.build_pipeline(
+      records, lambda record, _: record, name=split, training=training,
+      seed=seed, shuffle_buffer=min(cfg.shuffle_buffer, len(pairs)) or 1,
       total=len(pairs), counter=counter)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Iterator
+import zlib
 
 import numpy as np
 
@@ -96,25 +97,55 @@ class Slide:
                        f"tissue of a {s} px slide (seed {self.spec.seed})")
     return np.array(boxes, np.float64)
 
+  def _centres(self, level: int, ty: int, tx: int) -> tuple:
+    """Fractional positions of a tile's pixel centres (rows, columns)."""
+    side, t = self.sizes[level], self.spec.tile
+    return ((ty * t + np.arange(t) + 0.5) / side,
+            (tx * t + np.arange(t) + 0.5) / side)
+
+  def _field_range(self, ys, xs) -> tuple:
+    """Min and max of the (bilinear) tissue field over a tile: attained at
+    the tile's corners or where it crosses the coarse grid's lines."""
+    g = self.spec.field_cells
+
+    def points(v):
+      lines = np.arange(np.ceil(v[0] * g), np.floor(v[-1] * g) + 1) / g
+      return np.concatenate([[v[0], v[-1]], lines])
+
+    py, px = np.meshgrid(points(ys), points(xs), indexing="ij")
+    values = self.tissue(py.ravel(), px.ravel())
+    return values.min(), values.max()
+
+  def kind(self, level: int, ty: int, tx: int) -> str:
+    """"blank" (glass only), "tissue" (tissue only, no lesion: the same
+    pixels for every such tile of the level, the texture being periodic in
+    the tile) or "mixed"."""
+    ys, xs = self._centres(level, ty, tx)
+    if len(self.boxes[self._lesions_in(ys, xs)]):
+      return "mixed"
+    low, high = self._field_range(ys, xs)
+    if high < self.threshold:
+      return "blank"
+    periodic = self.sizes[level] << level == self.spec.size
+    return "tissue" if low >= self.threshold and periodic else "mixed"
+
   def tile(self, level: int, ty: int, tx: int) -> np.ndarray:
     """uint8 [tile, tile, 3] of a level (0: full resolution)."""
     spec = self.spec
-    side = self.sizes[level]
     t = spec.tile
-    scale = spec.size / side  # level-0 px per px of this level
-    ys = (ty * t + np.arange(t) + 0.5) / side
-    xs = (tx * t + np.arange(t) + 0.5) / side
-    corners = self.tissue(np.array([ys[0], ys[0], ys[-1], ys[-1]]),
-                          np.array([xs[0], xs[-1], xs[0], xs[-1]]))
+    scale = spec.size / self.sizes[level]  # level-0 px per px of the level
+    ys, xs = self._centres(level, ty, tx)
     out = np.full([t, t, 3], BACKGROUND, np.uint8)
     lesions = self.boxes[self._lesions_in(ys, xs)]
-    if corners.max() < self.threshold - 0.05 and not len(lesions):
-      return out  # blank glass (a bilinear field peaks at the corners)
+    if self._field_range(ys, xs)[1] < self.threshold and not len(lesions):
+      return out  # blank glass
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     mask = self.tissue(yy, xx) >= self.threshold
-    # level-0 coordinates: the same texture at every level (coarser there)
+    # level-0 coordinates: the same texture at every level (coarser there);
+    # whole periods in a level-0 tile, so tissue-only tiles repeat
     y0, x0 = ys * spec.size, xs * spec.size
-    wave = np.outer(np.sin(y0 / 23.0), np.sin(x0 / 29.0)) > 0
+    wave = np.outer(np.sin(2 * np.pi * 11 * y0 / t),
+                    np.sin(2 * np.pi * 9 * x0 / t)) > 0
     pink = np.where(wave[..., None], np.array([200, 130, 180], np.uint8),
                     np.array([225, 170, 200], np.uint8))
     out[mask] = pink[mask]
@@ -139,11 +170,20 @@ class Slide:
     return ((b[:, 0] <= y1) & (b[:, 2] >= y0) & (b[:, 1] <= x1) &
             (b[:, 3] >= x0))
 
-  def tiles(self, level: int) -> Iterator[np.ndarray]:
+  def encoded_tiles(self, level: int) -> Iterator[bytes]:
+    """The level's tiles, zlib-compressed, row by row; blank and
+    tissue-only tiles are drawn and compressed once per level."""
     n = -(-self.sizes[level] // self.spec.tile)
+    cache = {}
     for ty in range(n):
       for tx in range(n):
-        yield self.tile(level, ty, tx)
+        kind = self.kind(level, ty, tx)
+        if kind == "mixed":
+          yield zlib.compress(self.tile(level, ty, tx).tobytes(), 6)
+          continue
+        if kind not in cache:
+          cache[kind] = zlib.compress(self.tile(level, ty, tx).tobytes(), 6)
+        yield cache[kind]
 
 
 def write(path: str, spec: SlideSpec) -> dict:
@@ -157,8 +197,8 @@ def write(path: str, spec: SlideSpec) -> dict:
     for level, side in enumerate(sizes):
       extra = ({"subifds": len(sizes) - 1} if level == 0
                else {"subfiletype": 1})
-      tif.write(slide.tiles(level), shape=(side, side, 3), dtype=np.uint8,
-                tile=(spec.tile, spec.tile), compression="zlib",
-                photometric="rgb", **extra)
+      tif.write(slide.encoded_tiles(level), shape=(side, side, 3),
+                dtype=np.uint8, tile=(spec.tile, spec.tile),
+                compression="zlib", photometric="rgb", **extra)
   return {"size": spec.size, "levels": sizes, "label": spec.label,
           "boxes": slide.boxes.tolist()}

@@ -68,8 +68,15 @@ def _model_flags(fv: flags.FlagValues) -> None:
                        "dropouts.", **d)
   flags.DEFINE_float("dropout_keep", None,
                      "BagNet dropout keep probability.", **d)
+  flags.DEFINE_enum("backbone_norm", None,
+                    ["batch", "frozen_batch", "renorm", "none"],
+                    "Tiny CNN normalisation (renorm: batch "
+                    "renormalisation, which keeps training and inference "
+                    "from disagreeing; see tnet_tf.backbones.tiny).", **d)
   flags.DEFINE_string("backbone_weights", None,
-                      "Local file of pre-trained backbone weights (.h5).",
+                      "Pre-trained backbone weights: 'imagenet' (Keras' "
+                      "ImageNet weights, EfficientNets; downloaded once, or "
+                      "placed in ~/.keras/models offline) or a local .h5.",
                       **d)
 
 
@@ -243,6 +250,8 @@ def _model_config(f: flags.FlagValues, data: DataConfig) -> ModelConfig:
       kwargs[name] = f[name].value
   if f.backbone_weights:
     kwargs["weights"] = f.backbone_weights
+  if f.backbone_norm:
+    kwargs["norm"] = f.backbone_norm
   backbones.check_kwargs(f.backbone or base.backbone, kwargs)
   changes["backbone_kwargs"] = kwargs
   if f.input_size:

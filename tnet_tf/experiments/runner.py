@@ -36,11 +36,36 @@ def experiment_and_run_dir(flag_values: flags.FlagValues = FLAGS
   return experiment, flag_values.run_dir
 
 
+SMALL_FOLDER = 10_000  # training images below which the hint is shown
+
+
+def pretrained_hint(experiment: Experiment) -> Optional[str]:
+  """A hint for training a folder of few images from scratch."""
+  from tnet_tf import data as data_lib
+  if (experiment.data.name != "folder" or experiment.mode != "train" or
+      experiment.model.backbone_kwargs.get("weights")):
+    return None
+  try:
+    images = data_lib.split_size(experiment.data,
+                                 experiment.data.train_split)
+  except (ValueError, FileNotFoundError):
+    return None  # the trainer names the problem
+  if images >= SMALL_FOLDER:
+    return None
+  return (f"training from scratch on {images} images: pre-trained backbone "
+          "weights usually help a lot with few images "
+          "(--backbone_weights=imagenet for the EfficientNets, or a local "
+          ".h5)")
+
+
 def train(experiment: Experiment, run_dir: str,
           callbacks: Sequence[trainer.Callback] = ()) -> dict:
   """``trainer.train_and_evaluate`` with errors a user can act on printed
   without a traceback."""
   std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+  hint = pretrained_hint(experiment)
+  if hint:
+    logging.warning("hint: %s", hint)
   try:
     summary, _ = trainer.train_and_evaluate(experiment, run_dir, callbacks)
   except (ValueError, FileNotFoundError) as err:
