@@ -17,6 +17,11 @@ Signatures:
   each image at its own size) and ``locations`` → the same outputs.
 - ``metadata``: class names, default locations, levels, grid size, base
   resolution.
+- ``serve_adaptive`` (two-level TNets): ``images``, ``threshold`` float32
+  and ``max_locations`` int32 scalars → the class outputs, ``boxes``,
+  ``levels``, ``attended`` ``[B, N]`` (1 where a cell was read) and
+  ``num_locations`` ``[B]``: each image stops attending once its top class
+  probability reaches the threshold (``TNet.call_adaptive``).
 A full-image baseline has the same signatures without ``locations``; its
 record is one level (the whole image).
 Bad requests (undecodable bytes, locations out of range, wrong dtypes or
@@ -76,6 +81,16 @@ class Serving(tf.Module):
           lambda encoded: self._serve_bytes(encoded),
           input_signature=[bytes_spec])
     self.metadata = tf.function(self._metadata, input_signature=[])
+    network = getattr(model, "network", model)
+    self.adaptive = (self.num_levels == 2 and
+                     hasattr(network, "call_adaptive") and
+                     getattr(network, "feature_weighting", None) is None)
+    if self.adaptive:
+      self._network = network
+      self.serve_adaptive = tf.function(
+          self._adaptive_outputs, input_signature=[
+              image_spec, tf.TensorSpec([], tf.float32, name="threshold"),
+              tf.TensorSpec([], tf.int32, name="max_locations")])
 
   def _metadata(self):
     cfg = self.model.config
@@ -87,19 +102,37 @@ class Serving(tf.Module):
             "base_resolution": tf.constant(
                 cfg.base_resolution if attends else 0)}
 
-  def _outputs(self, images, locations=None):
-    """The response for a batch of same-size uint8 images (or of
-    ``tnet_tf.regions.Regions``, eagerly: ``tnet_tf.predict``)."""
+  def _classes(self, logits) -> dict:
     classes = int(self.class_names.shape[0])
-    out = self.model(images, training=False, locations=locations)
-    logits = tf.cast(out["logits"], tf.float32)
+    logits = tf.cast(logits, tf.float32)
     probs = tf.nn.softmax(logits)
     top = tf.math.top_k(probs, min(5, classes))
-    batch = tf.shape(logits)[0]  # images may be tnet_tf.regions.Regions
     return {"logits": logits, "probabilities": probs,
             "top5_classes": top.indices,
             "top5_probabilities": top.values,
-            "top5_names": tf.gather(self.class_names, top.indices),
+            "top5_names": tf.gather(self.class_names, top.indices)}
+
+  def _adaptive_outputs(self, images, threshold, max_locations):
+    """Adaptive attention (``TNet.call_adaptive``): each image stops once
+    its top class probability reaches ``threshold``, after at most
+    ``max_locations`` cells; ``num_locations`` says how many it read,
+    ``attended`` which of ``boxes`` it read."""
+    cfg = self._network.config
+    max_locations = inputs.check_location_tensor(
+        tf.reshape(max_locations, [1]), cfg.levels, cfg.grid_size)[0]
+    out = self._network.call_adaptive(images, threshold, max_locations)
+    batch = tf.shape(out["logits"])[0]
+    return {**self._classes(out["logits"]), "boxes": out["boxes"],
+            "levels": tf.tile(out["levels"][None], [batch, 1]),
+            "attended": out["attended"],
+            "num_locations": out["num_locations"]}
+
+  def _outputs(self, images, locations=None):
+    """The response for a batch of same-size uint8 images (or of
+    ``tnet_tf.regions.Regions``, eagerly: ``tnet_tf.predict``)."""
+    out = self.model(images, training=False, locations=locations)
+    batch = tf.shape(out["logits"])[0]  # images may be regions.Regions
+    return {**self._classes(out["logits"]),
             "boxes": out["boxes"],
             "levels": tf.tile(out["levels"][None], [batch, 1]),
             "location_probabilities": tf.concat(
@@ -142,9 +175,12 @@ def export_saved_model(model: keras.Model, path: str,
   if class_names is None:
     class_names = [str(i) for i in range(model.config.num_classes)]
   module = Serving(model, class_names, channels, default_locations)
-  tf.saved_model.save(module, path, signatures={
-      "serving_default": module.serve, "serve_bytes": module.serve_bytes,
-      "metadata": module.metadata})
+  signatures = {"serving_default": module.serve,
+                "serve_bytes": module.serve_bytes,
+                "metadata": module.metadata}
+  if module.adaptive:
+    signatures["serve_adaptive"] = module.serve_adaptive
+  tf.saved_model.save(module, path, signatures=signatures)
   return path
 
 

@@ -107,6 +107,9 @@ def build_backbone(config: ModelConfig) -> backbones.FeatureExtractor:
 # a traced function is no part of a model's checkpoint or SavedModel)
 _TRACED_BACKBONES = weakref.WeakKeyDictionary()
 
+# how call_adaptive scores the running prediction's confidence
+ADAPTIVE_RULES = ("max_probability", "margin")
+
 # the traversal state's per-level lists, in the order ``_descend_if`` packs
 _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
                "location_probs", "location_indices")
@@ -283,13 +286,8 @@ class TNet(keras.Model):
         [batch, regions * k, 3])
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    flat = tf.reshape(boxes, [-1, 4])
-    if isinstance(state["images"], region_reads.Regions):  # read from files
-      crops = state["images"].crops(self.resampling, state["sampling"], flat,
-                                    box_image, cfg.base_resolution, depth + 1)
-    else:
-      crops = self.resampling.crops(state["sampling"], state["images"], flat,
-                                    box_image, cfg.base_resolution, depth + 1)
+    crops = self._crops(state, tf.reshape(boxes, [-1, 4]), box_image,
+                        depth + 1)
     f_map, v = self._features(
         crops, training,
         lazy=isinstance(state["images"], region_reads.Regions))
@@ -388,6 +386,16 @@ class TNet(keras.Model):
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
+  def _crops(self, state: dict, boxes, box_image, depth: int) -> tf.Tensor:
+    """Regions ``boxes`` (normalised ``[M, 4]``, of level ``depth``) of the
+    images ``box_image`` at ``r×r``: from the batch, or read from files."""
+    r = self.config.base_resolution
+    if isinstance(state["images"], region_reads.Regions):
+      return state["images"].crops(self.resampling, state["sampling"], boxes,
+                                   box_image, r, depth)
+    return self.resampling.crops(state["sampling"], state["images"], boxes,
+                                 box_image, r, depth)
+
   def _features(self, crops, training, lazy=False):
     """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB).
     In an eager traversal of files (``lazy``: ``tnet_tf.regions``) the
@@ -426,6 +434,104 @@ class TNet(keras.Model):
     if self._overlap is not None:
       return grid.suppressed_top_k(scores, k, self._overlap)
     return tf.math.top_k(scores, k).indices
+
+  # --------------------------------------------------------- adaptive calls
+  def call_adaptive(self, images, threshold, max_locations=None,
+                    rule: str = "max_probability", group=1) -> dict:
+    """Per-image adaptive attention (two-level TNets): level 1, then the
+    level-2 cells ``group`` at a time in the location module's order (its
+    greedy top-``max_locations``), every image stopping as soon as its
+    running prediction is confident — ``rule`` ``"max_probability"`` (the
+    top class probability) or ``"margin"`` (top minus second) ≥
+    ``threshold``. A
+    threshold of 0 stops every image after level 1; above 1 none stops
+    early, which is the fixed-k model (k = ``max_locations``, default the
+    config's). Only the images still looking are cropped and encoded at
+    each step, so a batch's compute shrinks as its images stop.
+
+    Returns ``logits`` ``[B, C]``, ``num_locations`` ``[B]`` (cells each
+    image read), ``boxes`` ``[B, 1 + K, 4]`` (input pixels, level order;
+    the first K' of each image's cells are the ones read), ``attended``
+    ``[B, 1 + K]`` (1 where a feature vector was read) and ``levels``.
+    """
+    cfg = self.config
+    if cfg.levels != 2:
+      raise ValueError(f"adaptive attention steps through the cells of "
+                       f"level 2 of a two-level TNet; this one has "
+                       f"{cfg.levels} levels")
+    if self.feature_weighting is not None:
+      raise ValueError("adaptive attention averages the feature vectors "
+                       "read so far; a feature weighting module is not "
+                       "supported")
+    if rule not in ADAPTIVE_RULES:
+      raise ValueError(f"rule must be one of {list(ADAPTIVE_RULES)}, got "
+                       f"{rule!r}")
+    k = cfg.locations[0] if max_locations is None else max_locations
+    if not tf.is_tensor(k):
+      inputs.check_locations([k], cfg.levels, cfg.grid_size)
+    threshold = tf.cast(threshold, tf.float32)
+    state = self.start(images, training=False)
+    batch = state["batch"]
+    log_probs = tf.nn.log_softmax(self.location_module(
+        [state["f_map"], state["all_v"][-1]]))
+    idx, _ = self._select(log_probs, k, False, None)  # [B, K], in order
+    cells = tf.reshape(idx, [batch, 1, -1])
+    boxes = tf.reshape(self.resampling.children(
+        state["boxes"], cells, state["images"], 1), [batch, -1, 4])
+    pos = tf.reshape(positional.child_positions(
+        tf.expand_dims(state["pos"], 2), cells, cfg.grid_size),
+                     [batch, -1, 3])
+    total = self.positional_module([state["all_v"][0],
+                                    tf.reshape(state["pos"], [-1, 3])])
+    count = tf.ones([batch], total.dtype)
+    logits = self.classification_module(total, training=False)
+
+    def confident(z):
+      probs = tf.nn.softmax(tf.cast(z, tf.float32))
+      top = tf.math.top_k(probs, min(2, cfg.num_classes)).values
+      score = top[:, 0] if rule == "max_probability" else (
+          top[:, 0] - top[:, -1])
+      return score >= threshold
+
+    active = tf.logical_not(confident(logits))
+
+    def step(j, total, count, logits, active):
+      rows = tf.cast(tf.where(active)[:, 0], tf.int32)
+      some = tf.gather(boxes[:, j:j + group], rows)  # [A, g, 4]
+      g = tf.shape(some)[1]
+      crops = self._crops(state, tf.reshape(some, [-1, 4]),
+                          tf.repeat(rows, g), 2)
+      _, v = self._features(crops, False, lazy=isinstance(
+          state["images"], region_reads.Regions))
+      v = self.positional_module([v, tf.reshape(tf.gather(
+          pos[:, j:j + group], rows), [-1, 3])])
+      v = tf.reduce_sum(tf.reshape(v, [tf.size(rows), g, -1]), axis=1)
+      at = tf.expand_dims(rows, 1)
+      total = tf.tensor_scatter_nd_add(total, at, v)
+      count = tf.tensor_scatter_nd_add(
+          count, at, tf.fill(tf.shape(rows), tf.cast(g, count.dtype)))
+      new = self.classification_module(
+          tf.gather(total, rows) / tf.expand_dims(tf.gather(count, rows), 1),
+          training=False)
+      logits = tf.tensor_scatter_nd_update(logits, at, new)
+      active = tf.tensor_scatter_nd_update(active, at,
+                                           tf.logical_not(confident(new)))
+      return j + group, total, count, logits, active
+
+    _, _, count, logits, _ = tf.while_loop(
+        lambda j, total, count, logits, active: tf.logical_and(
+            j < tf.shape(idx)[1], tf.reduce_any(active)),
+        step, (tf.constant(0), total, count, logits, active))
+    read = tf.cast(count, tf.int32) - 1
+    steps = tf.range(tf.shape(idx)[1])
+    attended = tf.concat([tf.ones([batch, 1], tf.int32), tf.cast(
+        steps[None] < read[:, None], tf.int32)], axis=1)
+    return {"logits": logits, "num_locations": read,
+            "boxes": grid.to_pixels(tf.concat([state["boxes"], boxes],
+                                              axis=1), state["image_hw"]),
+            "attended": attended,
+            "levels": tf.concat([tf.ones([1], tf.int32),
+                                 tf.fill(tf.shape(steps), 2)], axis=0)}
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

@@ -41,7 +41,7 @@ from tnet_tf import regions
 LIST_EXTENSIONS = (".txt", ".lst")
 CSV_FIELDS = ("path", "height", "width", "pyramid_levels", "read",
               "top1_class", "top1_probability", "top5_classes",
-              "top5_probabilities", "boxes", "ms", "error")
+              "top5_probabilities", "num_locations", "boxes", "ms", "error")
 
 
 # ------------------------------------------------------------------ paths
@@ -88,9 +88,14 @@ class KerasModel:
     self.levels = loaded.task.levels
     self.default_locations = tuple(loaded.task.default_locations)
 
-  def __call__(self, images, locations):
-    kwargs = {} if self.levels == 1 else {"locations": list(locations)}
-    out = self.serving._outputs(images, **kwargs)
+  def __call__(self, images, locations, threshold=None):
+    if threshold is not None:
+      out = self.serving._adaptive_outputs(
+          images, tf.constant(threshold, tf.float32),
+          tf.constant(locations[0], tf.int32))
+    else:
+      kwargs = {} if self.levels == 1 else {"locations": list(locations)}
+      out = self.serving._outputs(images, **kwargs)
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -108,9 +113,15 @@ class SavedModel:
                                    meta["default_locations"].numpy())
     spec = self._serve.structured_input_signature[1]["images"]
     self.channels = int(spec.shape[-1])
+    self.adaptive = "serve_adaptive" in self._model.signatures
 
-  def __call__(self, images, locations):
+  def __call__(self, images, locations, threshold=None):
     kwargs = {"images": tf.constant(images)}
+    if threshold is not None:
+      out = self._model.signatures["serve_adaptive"](
+          threshold=tf.constant(threshold, tf.float32),
+          max_locations=tf.constant(locations[0], tf.int32), **kwargs)
+      return {k: v.numpy() for k, v in out.items()}
     if self.levels > 1:
       kwargs["locations"] = tf.constant(list(locations), tf.int32)
     return {k: v.numpy() for k, v in self._serve(**kwargs).items()}
@@ -159,11 +170,18 @@ def _row(path: str, source, out: Optional[dict], index: int, ms: float,
         names, out["top5_probabilities"][index])]
     levels = np.asarray(out["levels"])
     levels = levels[index] if levels.ndim == 2 else levels
+    boxes = out["boxes"][index]
+    probs = (out["location_probabilities"][index]
+             if "location_probabilities" in out
+             else np.full(len(boxes), np.nan))
+    read = (out["attended"][index].astype(bool) if "attended" in out
+            else np.ones(len(boxes), bool))
     row["boxes"] = [
         {"level": int(lv), "y0": float(b[0]), "x0": float(b[1]),
-         "y1": float(b[2]), "x1": float(b[3]), "probability": float(p)}
-        for b, lv, p in zip(out["boxes"][index], levels,
-                            out["location_probabilities"][index])]
+         "y1": float(b[2]), "x1": float(b[3]),
+         "probability": None if np.isnan(p) else float(p)}
+        for b, lv, p, keep in zip(boxes, levels, probs, read) if keep]
+    row["num_locations"] = len(row["boxes"]) - 1
   return row
 
 
@@ -184,6 +202,7 @@ def _csv_row(row: dict) -> dict:
       "top1_probability": f"{top[0]['probability']:.6f}" if top else "",
       "top5_classes": ";".join(t["class"] for t in top),
       "top5_probabilities": ";".join(f"{t['probability']:.6f}" for t in top),
+      "num_locations": row.get("num_locations", ""),
       "boxes": json.dumps([[b["level"], round(b["y0"], 2), round(b["x0"], 2),
                             round(b["y1"], 2), round(b["x1"], 2)]
                            for b in row["boxes"]]),
@@ -211,7 +230,8 @@ def geojson(row: dict) -> dict:
             "classification": {"name": f"TNet level {b['level']}",
                                "color": colours.get(b["level"],
                                                     [200, 200, 200])},
-            "measurements": {"location probability": b["probability"]}}})
+            "measurements": ({"location probability": b["probability"]}
+                             if b["probability"] is not None else {})}})
   return {"type": "FeatureCollection", "features": features}
 
 
@@ -267,8 +287,10 @@ class Predictor:
 
   def __init__(self, model, locations: Sequence[int], output: str,
                batch_size: int = 8, overlays: bool = False,
-               max_pixels: int = regions.MAX_PIXELS):
+               max_pixels: int = regions.MAX_PIXELS,
+               threshold: Optional[float] = None):
     self.model = model
+    self.threshold = threshold
     self.locations = tuple(locations)
     self.output = output
     self.batch_size = max(1, batch_size)
@@ -298,7 +320,8 @@ class Predictor:
       rows[i] = self._lazy(path, source, t0)
     for group in dense.values():
       t0 = time.perf_counter()
-      out = self.model(np.stack([p for _, p, _ in group]), self.locations)
+      out = self.model(np.stack([p for _, p, _ in group]), self.locations,
+                       self.threshold)
       ms = (time.perf_counter() - t0) * 1e3 / len(group)
       for j, (i, pixels, source) in enumerate(group):
         rows[i] = _row(paths[i], source, out, j, ms, "whole")
@@ -314,7 +337,7 @@ class Predictor:
             "SavedModel")
       out = self.model(
           regions.Regions([source], max_pixels=self.max_pixels),
-          self.locations)
+          self.locations, self.threshold)
       ms = (time.perf_counter() - t0) * 1e3
       row = _row(path, source, out, 0, ms, "regions")
       h, w = source.level_shapes[0]
@@ -348,12 +371,13 @@ class Predictor:
 
 def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
         batch_size: int = 8, overlays: bool = False,
-        max_pixels: int = regions.MAX_PIXELS, progress=sys.stderr) -> dict:
+        max_pixels: int = regions.MAX_PIXELS, progress=sys.stderr,
+        threshold: Optional[float] = None) -> dict:
   """Predicts every path, writing the CSV and JSONL as rows come; returns
   ``{"images", "failed", "csv", "jsonl", "seconds"}``."""
   os.makedirs(output, exist_ok=True)
   predictor = Predictor(model, locations, output, batch_size, overlays,
-                        max_pixels)
+                        max_pixels, threshold)
   csv_path = os.path.join(output, "predictions.csv")
   jsonl_path = os.path.join(output, "predictions.jsonl")
   failed, done, start = 0, 0, time.perf_counter()
@@ -390,6 +414,10 @@ def _define_flags() -> None:
   flags.DEFINE_integer("batch_size", 8, "Images per batch (same-size "
                        "images that fit in memory are batched).")
   flags.DEFINE_bool("overlays", False, "Draw the boxes on each image.")
+  flags.DEFINE_float("threshold", None,
+                     "Adaptive attention (two-level TNets): each image stops "
+                     "once its top class probability reaches this, after at "
+                     "most --locations cells; rows give num_locations.")
   flags.DEFINE_integer("max_megapixels", regions.MAX_PIXELS // 2 ** 20,
                        "Largest image decoded whole; larger TIFFs are read "
                        "region by region, larger JPEG/PNG files fail.")
@@ -410,8 +438,13 @@ def main(argv: Sequence[str]) -> None:
     raise SystemExit(f"error: {err}") from None
   locations = (model.default_locations if flags_.locations is None
                else [int(k) for k in flags_.locations])
+  if flags_.threshold is not None and (
+      model.levels != 2 or not getattr(model, "adaptive", True)):
+    raise app.UsageError("--threshold needs a two-level TNet (a SavedModel "
+                         "with the serve_adaptive signature)")
   summary = run(model, paths, locations, flags_.output, flags_.batch_size,
-                flags_.overlays, flags_.max_megapixels * 2 ** 20)
+                flags_.overlays, flags_.max_megapixels * 2 ** 20,
+                threshold=flags_.threshold)
   print(f"{summary['images']} images, {summary['failed']} failed, "
         f"{summary['seconds']:.1f} s: {summary['csv']}, {summary['jsonl']}")
   if summary["failed"]:
