@@ -107,6 +107,7 @@ def test_resumes_after_sigkill(tmp_path):
   assert summary["resumed_from"].endswith(f"ckpt-{saved_step}")
 
 
+@pytest.mark.slow  # ~30-45 s: the default suite's 10-minute budget
 def test_learns_beyond_chance(tmp_path):
   """The toy texture task (4 classes) is solved only by looking closer."""
   run_dir = str(tmp_path / "run")
@@ -153,6 +154,7 @@ def test_bad_flags_are_clear_errors(tmp_path, args, message):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # ~30-45 s: the default suite's 10-minute budget
 def test_other_architecture_in_run_dir_is_refused(tmp_path):
   run_dir = str(tmp_path / "run")
   assert run(f"--run_dir={run_dir}", "--train_steps=2",
@@ -165,6 +167,7 @@ def test_other_architecture_in_run_dir_is_refused(tmp_path):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # ~30-45 s: the default suite's 10-minute budget
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
   first = str(tmp_path / "a")
   assert run(f"--run_dir={first}", "--train_steps=2", "--checkpoint_every=2",
@@ -196,6 +199,7 @@ def test_pretrained_backbone_file_that_does_not_match(tmp_path):
   assert "weights file not found" in missing.stderr
 
 
+@pytest.mark.slow  # ~30-45 s: the default suite's 10-minute budget
 def test_mixed_precision_two_learning_rates_and_xla(tmp_path):
   proc = run(f"--run_dir={tmp_path / 'mp'}", "--train_steps=3",
              "--mixed_precision", "--backbone_learning_rate=1e-4",

@@ -58,6 +58,7 @@ def test_localization_rate_and_chance_by_hand():
   assert result["per_level"]["2"]["regions"] == 2
 
 
+@pytest.mark.slow  # 70 s
 def test_the_main_job_end_to_end(tmp_path):
   """A miniature of `make demo`: every output is written and well formed."""
   run_dir = tmp_path / "run"
