@@ -17,6 +17,7 @@ import platform
 import sys
 from typing import Callable, Optional, Sequence
 
+from absl import flags
 import tensorflow as tf
 import tf_keras as keras
 
@@ -109,3 +110,24 @@ def guarded(measure: Callable[[], dict], keys: Sequence[str], out: str, *,
   say(f"wrote {path}" + ("" if record["agreed"] else
                          f" (runs disagree by more than {agree:.0%})"))
   return DISTURBED if disturbed else 0
+
+
+def define_flags(out: str) -> None:
+  """The flags of recording through ``guarded``: ``--out`` (default
+  ``out``), ``--runs``, ``--idle_threshold``, ``--wait_idle``."""
+  flags.DEFINE_string("out", out, "Results file.")
+  flags.DEFINE_integer("runs", 2, "Consecutive runs recorded.")
+  flags.DEFINE_float("idle_threshold", 0.25,
+                     "Other processes' CPU use (cores) above which the "
+                     "machine counts as busy: wait before, and a run "
+                     "during which it is exceeded is not recorded.")
+  flags.DEFINE_float("wait_idle", 600.0,
+                     "Seconds to wait for an idle machine before starting.")
+
+
+def guarded_by_flags(measure: Callable[[], dict], keys: Sequence[str]
+                     ) -> int:
+  """``guarded`` with the flags of ``define_flags``."""
+  f = flags.FLAGS
+  return guarded(measure, keys, f.out, runs=f.runs,
+                 threshold=f.idle_threshold, wait=f.wait_idle)

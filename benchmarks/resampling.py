@@ -29,10 +29,8 @@ SIZE, LOCATIONS = 896, (2, 1)
 
 def define_flags() -> None:
   flags.DEFINE_integer("repeats", 9, "Timed rounds per case (median).")
-  flags.DEFINE_string("out", "benchmarks/resampling.json", "Results file.")
-  flags.DEFINE_integer("runs", 2, "Consecutive runs recorded.")
-  flags.DEFINE_float("idle_threshold", 0.25, "See benchmarks.performance.")
-  flags.DEFINE_float("wait_idle", 600.0, "See benchmarks.performance.")
+  record.define_flags("benchmarks/resampling.json")
+  flags.adopt_module_key_flags(record)  # listed by --help
 
 
 def measure() -> dict:
@@ -61,9 +59,7 @@ def main(argv):
   # the ratios must agree between the runs; the times are in each run
   keys = [f"{n}_over_align_corners_b{b}" for n in RESAMPLINGS
           if n != "align_corners" for b in (1, 8)]
-  sys.exit(record.guarded(measure, keys, FLAGS.out, runs=FLAGS.runs,
-                          threshold=FLAGS.idle_threshold,
-                          wait=FLAGS.wait_idle))
+  sys.exit(record.guarded_by_flags(measure, keys))
 
 
 if __name__ == "__main__":

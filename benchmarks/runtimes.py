@@ -55,10 +55,8 @@ def define_flags() -> None:
   flags.DEFINE_string("accuracy_run", None,
                       "A trained run of the built-in benchmark (e.g. "
                       "runs/synthetic/tnet): its test accuracy per runtime.")
-  flags.DEFINE_string("out", "benchmarks/runtimes.json", "Results file.")
-  flags.DEFINE_integer("runs", 2, "Consecutive runs recorded.")
-  flags.DEFINE_float("idle_threshold", 0.25, "See benchmarks.performance.")
-  flags.DEFINE_float("wait_idle", 600.0, "See benchmarks.performance.")
+  record.define_flags("benchmarks/runtimes.json")
+  flags.adopt_module_key_flags(record)  # listed by --help
   flags.DEFINE_string("child", None, "Internal: measure one runtime here.")
 
 
@@ -311,10 +309,8 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"unknown --runtimes {unknown}; known: "
                          f"{list(RUNTIMES)}")
-  status = record.guarded(lambda: measure_all(FLAGS.runtimes),
-                          ratio_keys(FLAGS.runtimes), FLAGS.out,
-                          runs=FLAGS.runs, threshold=FLAGS.idle_threshold,
-                          wait=FLAGS.wait_idle)
+  status = record.guarded_by_flags(lambda: measure_all(FLAGS.runtimes),
+                                   ratio_keys(FLAGS.runtimes))
   path = (FLAGS.out if status == 0 else
           os.path.splitext(FLAGS.out)[0] + ".disturbed.json")
   with open(path, encoding="utf-8") as f:

@@ -49,10 +49,8 @@ def define_flags() -> None:
   flags.DEFINE_string("slide_dir", "runs/benchmark_slides",
                       "Where the generated slides are kept.")
   flags.DEFINE_integer("repeats", 3, "Timed reads per slide (median).")
-  flags.DEFINE_string("out", "benchmarks/slides.json", "Results file.")
-  flags.DEFINE_integer("runs", 2, "Consecutive runs recorded.")
-  flags.DEFINE_float("idle_threshold", 0.25, "See benchmarks.performance.")
-  flags.DEFINE_float("wait_idle", 600.0, "See benchmarks.performance.")
+  record.define_flags("benchmarks/slides.json")
+  flags.adopt_module_key_flags(record)  # listed by --help
   flags.DEFINE_string("child", None, "Internal: measure one slide.")
 
 
@@ -178,10 +176,8 @@ def main(argv):
     return
   for size in [int(s) for s in FLAGS.sizes]:
     slide_path(size)  # generated before the timed runs
-  status = record.guarded(measure, ["time_ratio_largest_over_smallest"],
-                          FLAGS.out, runs=FLAGS.runs,
-                          threshold=FLAGS.idle_threshold,
-                          wait=FLAGS.wait_idle)
+  status = record.guarded_by_flags(measure,
+                                   ["time_ratio_largest_over_smallest"])
   out = (FLAGS.out if status == 0 else
          os.path.splitext(FLAGS.out)[0] + ".disturbed.json")
   _merge(out)

@@ -275,15 +275,7 @@ class TNet(keras.Model):
     idx, chosen_logp = self._select(log_probs, k, training,
                                     state.get("exploration"))
     depth = len(state["all_v"])  # levels so far; the new one is depth + 1
-    # children: [B, G, k, 4] -> [B, G*k, 4]
-    boxes = tf.reshape(self.resampling.children(
-        state["boxes"], tf.reshape(idx, [batch, regions, k]),
-        state["images"], depth), [batch, regions * k, 4])
-    pos = tf.reshape(
-        positional.child_positions(tf.expand_dims(state["pos"], 2),
-                                   tf.reshape(idx, [batch, regions, k]),
-                                   cfg.grid_size),
-        [batch, regions * k, 3])
+    boxes, pos = self._children(state, idx, k, depth)
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
     crops = self._crops(state, tf.reshape(boxes, [-1, 4]), box_image,
@@ -386,6 +378,19 @@ class TNet(keras.Model):
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
+  def _children(self, state: dict, idx, k, depth: int) -> tuple:
+    """The ``k`` cells ``idx`` (``[B·G, k]``) of each of the current
+    level's regions (of level ``depth``): normalised boxes ``[B, G·k, 4]``
+    and positions ``[B, G·k, 3]``, in region order."""
+    batch, regions = state["batch"], state["regions"]
+    cells = tf.reshape(idx, [batch, regions, k])
+    boxes = self.resampling.children(state["boxes"], cells, state["images"],
+                                     depth)
+    pos = positional.child_positions(tf.expand_dims(state["pos"], 2), cells,
+                                     self.config.grid_size)
+    return (tf.reshape(boxes, [batch, regions * k, 4]),
+            tf.reshape(pos, [batch, regions * k, 3]))
+
   def _crops(self, state: dict, boxes, box_image, depth: int) -> tf.Tensor:
     """Regions ``boxes`` (normalised ``[M, 4]``, of level ``depth``) of the
     images ``box_image`` at ``r×r``: from the batch, or read from files."""
@@ -475,12 +480,7 @@ class TNet(keras.Model):
     log_probs = tf.nn.log_softmax(self.location_module(
         [state["f_map"], state["all_v"][-1]]))
     idx, _ = self._select(log_probs, k, False, None)  # [B, K], in order
-    cells = tf.reshape(idx, [batch, 1, -1])
-    boxes = tf.reshape(self.resampling.children(
-        state["boxes"], cells, state["images"], 1), [batch, -1, 4])
-    pos = tf.reshape(positional.child_positions(
-        tf.expand_dims(state["pos"], 2), cells, cfg.grid_size),
-                     [batch, -1, 3])
+    boxes, pos = self._children(state, idx, k, 1)
     total = self.positional_module([state["all_v"][0],
                                     tf.reshape(state["pos"], [-1, 3])])
     count = tf.ones([batch], total.dtype)

@@ -86,10 +86,6 @@ class Source:
   def __init__(self):
     self.decoded_pixels = 0  # pixels decoded so far (whole tiles count)
 
-  @property
-  def shape(self) -> tuple:
-    return (*self.level_shapes[0], self.channels)
-
   def downsample(self, level: int) -> tuple:
     """Level-0 pixels per pixel of ``level``, per axis."""
     h, w = self.level_shapes[0]

@@ -42,16 +42,17 @@ class FolderSplits:
   slides: bool = False  # some files are read region by region (is_slide)
 
 
-def _readable(path: str) -> bool:
+def _kind(path: str) -> Optional[str]:
+  """"slide" (``is_slide``), "image" (its header reads) or None."""
   from PIL import Image  # local: only the scan needs it
   if is_slide(path):
-    return True
+    return "slide"
   try:
     with Image.open(path) as image:
       image.size  # pylint: disable=pointless-statement
-    return True
+    return "image"
   except Exception:  # pylint: disable=broad-except
-    return False
+    return None
 
 
 def is_slide(path: str) -> bool:
@@ -75,7 +76,8 @@ def is_slide(path: str) -> bool:
 
 
 def _class_files(root: str, classes: Optional[tuple[str, ...]] = None):
-  """(classes, {class: [image paths]}, unreadable, ignored) of one tree."""
+  """(classes, {class: [image paths]}, unreadable, ignored, slides) of
+  one tree (``slides``: the image paths that are slides)."""
   if not os.path.isdir(root):
     raise FileNotFoundError(f"{root} is not a directory")
   found = sorted(d for d in os.listdir(root)
@@ -86,7 +88,7 @@ def _class_files(root: str, classes: Optional[tuple[str, ...]] = None):
     if extra:
       raise ValueError(f"{root} has classes that the training folder does "
                        f"not have: {extra}")
-  files, unreadable, ignored = {}, [], []
+  files, unreadable, ignored, slides = {}, [], [], []
   for name in found:
     paths = []
     folder = os.path.join(root, name)
@@ -98,12 +100,14 @@ def _class_files(root: str, classes: Optional[tuple[str, ...]] = None):
           continue
         if os.path.splitext(filename)[1].lower() not in EXTENSIONS:
           ignored.append(path)
-        elif _readable(path):
+        elif (kind := _kind(path)) is not None:
           paths.append(path)
+          if kind == "slide":
+            slides.append(path)
         else:
           unreadable.append(path)
     files[name] = paths
-  return tuple(found), files, unreadable, ignored
+  return tuple(found), files, unreadable, ignored, slides
 
 
 def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
@@ -114,7 +118,7 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
   train_root = os.path.join(data_dir, "train")
   if not os.path.isdir(train_root):
     train_root = data_dir
-  classes, train, unreadable, ignored = _class_files(train_root)
+  classes, train, unreadable, ignored, slides = _class_files(train_root)
   if not classes:
     raise ValueError(f"{train_root} has no class subdirectories; expected "
                      f"{train_root}/<class>/<image files>")
@@ -131,9 +135,10 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
                    if train_root != data_dir and
                    os.path.isdir(os.path.join(data_dir, d))), None)
   if val_root:
-    _, val, bad, skip = _class_files(val_root, classes)
+    _, val, bad, skip, more = _class_files(val_root, classes)
     unreadable += bad
     ignored += skip
+    slides += more
     splits["validation"] = [(p, label[c]) for c in classes
                             for p in val.get(c, [])]
     splits["train"] = [(p, label[c]) for c in classes for p in train[c]]
@@ -150,9 +155,10 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
       splits["train"] += [(p, label[c]) for p in sorted(paths[held:])]
   test_root = os.path.join(data_dir, "test")
   if train_root != data_dir and os.path.isdir(test_root):
-    _, test, bad, skip = _class_files(test_root, classes)
+    _, test, bad, skip, more = _class_files(test_root, classes)
     unreadable += bad
     ignored += skip
+    slides += more
     splits["test"] = [(p, label[c]) for c in classes for p in test.get(c, [])]
   for path in unreadable:
     logging.warning("skipped an unreadable image file: %s", path)
@@ -162,7 +168,7 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
   if ignored:
     logging.info("ignored %d files that are not images (%s), e.g. %s",
                  len(ignored), "/".join(sorted(EXTENSIONS)), ignored[0])
-  slides = any(is_slide(p) for pairs in splits.values() for p, _ in pairs)
+  slides = bool(slides)
   if slides:
     logging.info("%s holds slides: every image is read region by region "
                  "(tnet_tf.regions), on a canvas of the largest", data_dir)
