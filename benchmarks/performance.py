@@ -100,16 +100,10 @@ def _define_flags() -> None:
                        "TF intra-op threads (0: TF's default).")
   flags.DEFINE_integer("inter_op_threads", 0,
                        "TF inter-op threads (0: TF's default).")
-  flags.DEFINE_string("out", "benchmarks/results.json", "JSON results file.")
-  flags.DEFINE_bool("quick", False, "Short smoke run (see the defaults).")
-  flags.DEFINE_integer("runs", 2, "Consecutive full runs recorded (their "
-                       "mean and spread); --quick: 1.")
-  flags.DEFINE_float("idle_threshold", 0.25,
-                     "Other processes' CPU use (cores) above which the "
-                     "machine counts as busy: wait before, and a run "
-                     "during which it is exceeded is not recorded.")
-  flags.DEFINE_float("wait_idle", 600.0,
-                     "Seconds to wait for an idle machine before starting.")
+  flags.DEFINE_bool("quick", False, "Short smoke run (see the defaults; "
+                    "--runs defaults to 1).")
+  record.define_flags("benchmarks/results.json")
+  flags.adopt_module_key_flags(record)  # listed by --help
   flags.DEFINE_string("memory_child", None,
                       "Internal: KIND:SIZE:BATCH, run one inference case in "
                       "this process and exit (peak memory subprocess).")
