@@ -9,8 +9,11 @@ import tf_keras as keras
 
 from conftest import tiny_config
 from fakes import runs as fake_runs
+from tnet_tf import adaptive
+from tnet_tf import attention
 from tnet_tf import export
 from tnet_tf import predict
+from tnet_tf.layers import halting as halting_lib
 from tnet_tf.model import TNet
 
 K = 5
@@ -167,3 +170,181 @@ def test_predict_reports_the_locations_each_image_read(tmp_path):
         rows = [json.loads(line) for line in f]
       assert [r["num_locations"] for r in rows] == [expected] * 3
       assert all(len(r["boxes"]) == expected + 1 for r in rows)
+
+
+# ------------------------------------------------------------ learned halting
+def _halting():
+  """A halting module whose score grows with the top probability and with
+  the cells read: images stop at different steps."""
+  module = halting_lib.HaltingModule(hidden=2)
+  kernel = np.zeros([len(halting_lib.FEATURES), 2], np.float32)
+  kernel[halting_lib.FEATURES.index("top1"), 0] = 1.0
+  kernel[halting_lib.FEATURES.index("read"), 1] = 1.0
+  module.hidden.set_weights([kernel, np.zeros([2], np.float32)])
+  module.out.set_weights([np.full([2, 1], 6.0, np.float32),
+                          np.full([1], -6.0, np.float32)])
+  return module
+
+
+def _random_halting(seed):
+  keras.utils.set_random_seed(seed)
+  return halting_lib.HaltingModule(hidden=8)
+
+
+def _learned_stops(model, images, module, threshold, group=1, first=None):
+  """Where the learned rule stops each image, from ``TNet.running`` (the
+  traversal read whole) and ``halting.trace``: the first decision point
+  whose score reaches the threshold (K if none)."""
+  out = model.running(images, K)
+  x, points = halting_lib.trace(out["logits"], out["cell_logits"],
+                                out["cell_probs"], group, first)
+  score = tf.sigmoid(module(tf.reshape(x, [-1, x.shape[-1]]))).numpy()
+  hit = score.reshape(x.shape[:2]) >= threshold
+  return np.where(hit.any(1), points[hit.argmax(1)], K), out["logits"]
+
+
+def test_running_logits_are_the_fixed_k_models(model, images):
+  out = model.running(images, K)
+  assert out["logits"].shape == (len(images), K + 1, 5)
+  for k in range(K + 1):
+    np.testing.assert_allclose(out["logits"][:, k], model(
+        images, locations=[k])["logits"], atol=1e-4)
+  # each cell's own logits average to the running ones
+  np.testing.assert_allclose(
+      (out["logits"][:, 0] + tf.reduce_sum(out["cell_logits"], 1)) / (K + 1),
+      out["logits"][:, K], atol=1e-4)
+
+
+def test_halting_features_by_hand():
+  probs = tf.constant([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1]])
+  previous = tf.constant([[0.5, 0.4, 0.1], [0.6, 0.3, 0.1]])
+  votes = tf.constant([[2.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+  x, run = halting_lib.features(probs, previous, tf.constant([1.0, 2.0]),
+                                votes, tf.constant([3, 3]),
+                                tf.constant([0.2, 0.1]),
+                                tf.constant([0.5, 0.3]), 6)
+  got = dict(zip(halting_lib.FEATURES, np.asarray(x).T))
+  np.testing.assert_allclose(got["top1"], [0.7, 0.5], atol=1e-6)
+  np.testing.assert_allclose(got["margin"], [0.5, 0.1], atol=1e-6)
+  np.testing.assert_allclose(got["entropy"], [
+      -(0.7 * np.log(0.7) + 0.2 * np.log(0.2) + 0.1 * np.log(0.1)),
+      -(0.4 * np.log(0.4) + 0.5 * np.log(0.5) + 0.1 * np.log(0.1))],
+      atol=1e-5)
+  np.testing.assert_allclose(got["change"], [
+      0.7 * np.log(0.7 / 0.5) + 0.2 * np.log(0.2 / 0.4),
+      0.4 * np.log(0.4 / 0.6) + 0.5 * np.log(0.5 / 0.3)], atol=1e-5)
+  np.testing.assert_allclose(got["previous_of_top"], [0.5, 0.3], atol=1e-6)
+  # the top class held for the first image (run 1 → 2), not the second
+  np.testing.assert_array_equal(got["same"], [1, 0])
+  np.testing.assert_allclose(run, [2, 0])
+  np.testing.assert_allclose(got["run"], [2 / 6, 0])
+  np.testing.assert_allclose(got["votes_top"], [2 / 6, 1 / 6])
+  np.testing.assert_allclose(got["votes_second"], [1 / 6, 1 / 6])
+  np.testing.assert_allclose(got["votes_for_top"], [2 / 6, 1 / 6])
+  np.testing.assert_allclose(got["read"], [0.5, 0.5])
+  np.testing.assert_allclose(got["next"], [0.2, 0.1], atol=1e-6)
+  np.testing.assert_allclose(got["remaining"], [0.5, 0.3], atol=1e-6)
+
+
+@pytest.mark.parametrize("group,first", [(1, None), (2, None), (1, 3)])
+def test_the_learned_rule_stops_where_the_halting_score_says(model, images,
+                                                             group, first):
+  module = _halting()
+  out = model.running(images, K)
+  x, points = halting_lib.trace(out["logits"], out["cell_logits"],
+                                out["cell_probs"], group, first)
+  assert points.tolist() == {(1, None): [0, 1, 2, 3, 4], (2, None): [0, 2, 4],
+                             (1, 3): [0, 3, 4]}[(group, first)]
+  score = tf.sigmoid(module(tf.reshape(x, [-1, x.shape[-1]]))).numpy()
+  threshold = _mixed_threshold(score.reshape(x.shape[:2]))
+  expected, running = _learned_stops(model, images, module, threshold, group,
+                                     first)
+  assert len(set(expected.tolist())) >= 2
+  got = model.call_adaptive(images, threshold, rule="learned", group=group,
+                            halting=module, first=first)
+  np.testing.assert_array_equal(got["num_locations"], expected)
+  np.testing.assert_allclose(
+      got["logits"], np.asarray(running)[np.arange(len(images)), expected],
+      atol=1e-4)
+  graph = tf.function(lambda x, t: model.call_adaptive(
+      x, t, rule="learned", group=group, halting=module, first=first))(
+          tf.constant(images), tf.constant(threshold))
+  np.testing.assert_array_equal(graph["num_locations"], expected)
+  # 0 stops after level 1; above 1 reads every cell
+  assert (model.call_adaptive(images, 0.0, rule="learned", halting=module)[
+      "num_locations"].numpy() == 0).all()
+  assert (model.call_adaptive(images, 1.01, rule="learned", halting=module)[
+      "num_locations"].numpy() == K).all()
+  with pytest.raises(ValueError, match="fitted halting module"):
+    model.call_adaptive(images, 0.5, rule="learned")
+
+
+def test_fitting_learns_when_the_running_prediction_is_final():
+  # agreement decided by two of the statistics: a fit that does not learn
+  # stays near the base rate (60%)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=[400, 6, len(halting_lib.FEATURES)]).astype(np.float32)
+  agree = (x[..., 0] + 0.5 * x[..., 3] > -0.3)
+  module, fit = adaptive.fit_halting({"x": x, "agree": agree}, None, 6,
+                                     steps=1500, say=lambda *_: None)
+  assert fit["accuracy"] > 0.95
+  assert abs(fit["agree_fraction"] - agree.mean()) < 1e-6
+  score = tf.sigmoid(module(x.reshape(-1, x.shape[-1]))).numpy()
+  assert ((score >= 0.5) == agree.reshape(-1)).mean() > 0.95
+  with pytest.raises(ValueError, match="too few"):
+    adaptive.fit_halting({"x": x[:2, :2], "agree": agree[:2, :2]}, None, 6)
+
+
+def test_a_saved_halting_module_loads_for_its_checkpoint_only(tmp_path):
+  module = _random_halting(1)
+  x = np.random.default_rng(2).normal(size=[7, len(halting_lib.FEATURES)])
+  adaptive.save_halting(module, str(tmp_path), "/r/checkpoints/ckpt-5",
+                        {"split": "validation"})
+  loaded = adaptive.load_halting(str(tmp_path), "/r/checkpoints/ckpt-5")
+  np.testing.assert_allclose(loaded(x), module(x), atol=1e-6)
+  with pytest.raises(ValueError, match="ckpt-5.*ckpt-6"):
+    adaptive.load_halting(str(tmp_path), "/r/checkpoints/ckpt-6")
+  assert adaptive.load_halting(str(tmp_path / "none"), "ckpt-5") is None
+
+
+def test_the_saved_model_stops_by_its_halting_module(model, images,
+                                                     tmp_path):
+  module = _halting()
+  out = model.running(images, K)
+  x, _ = halting_lib.trace(out["logits"], out["cell_logits"],
+                           out["cell_probs"])
+  threshold = _mixed_threshold(tf.sigmoid(module(tf.reshape(
+      x, [-1, x.shape[-1]]))).numpy().reshape(x.shape[:2]))
+  eager = model.call_adaptive(images, threshold, rule="learned",
+                              halting=module)
+  path = str(tmp_path / "saved")
+  export.export_saved_model(model, path, [f"c{i}" for i in range(5)],
+                            halting=module)
+  loaded = tf.saved_model.load(path)
+  served = loaded.signatures["serve_adaptive"](
+      images=tf.constant(images), threshold=tf.constant(threshold),
+      max_locations=tf.constant(K))
+  np.testing.assert_array_equal(served["num_locations"],
+                                eager["num_locations"])
+  np.testing.assert_allclose(served["logits"], eager["logits"], atol=1e-4)
+  assert loaded.signatures["metadata"]()["adaptive_rule"].numpy() == (
+      b"learned")
+
+
+def test_the_attention_record_holds_what_each_image_read(model, images):
+  conf = _confidence(model, images)
+  threshold = _mixed_threshold(conf)
+  labels = np.zeros([len(images)], np.int64)
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(5)
+  rows = attention.collect(model, dataset, [K], threshold=threshold)
+  expected = _stops(conf, threshold)
+  assert [r["num_locations"] for r in rows] == expected.tolist()
+  fixed = model(images, locations=[K])["boxes"].numpy()
+  for row, n, boxes in zip(rows, expected, fixed):
+    assert len(row["attended"]) == n + 1
+    np.testing.assert_allclose([a["box"] for a in row["attended"]],
+                               boxes[:n + 1], atol=1e-3)
+    assert all(abs(a["feature_weight"] - 1 / (n + 1)) < 1e-6
+               for a in row["attended"])
+  summary = attention.summary(rows)
+  assert abs(summary["mean_locations"] - expected.mean()) < 1e-9

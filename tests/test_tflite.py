@@ -87,8 +87,9 @@ _CLEAN_CHECK = textwrap.dedent("""
 @pytest.mark.parametrize("config, settings", [
     (dict(levels=2, locations=(2,)), [[0], [1], [2]]),
     # a 0 stops the traversal: [0, 3] is [0, 0]; feature weights masked
-    (dict(levels=3, locations=(2, 1), feature_weighting=True),
-     [[0, 0], [1, 0], [2, 1], [0, 3]]),
+    # ~30 s: with the slow tests (the default suite's 10-minute budget)
+    pytest.param(dict(levels=3, locations=(2, 1), feature_weighting=True),
+                 [[0, 0], [1, 0], [2, 1], [0, 3]], marks=pytest.mark.slow),
 ], ids=["2_levels", "3_levels_weighted"])
 def test_float_tflite_matches_saved_model_in_a_clean_process(
     tmp_path, rng, config, settings):

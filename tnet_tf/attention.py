@@ -17,6 +17,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.layers import halting as halting_lib
+
 
 def union_area(boxes: np.ndarray) -> float:
   """Exact area of the union of boxes ``[M, 4]`` (y0, x0, y1, x1)."""
@@ -54,10 +56,13 @@ def image_rows(record: dict, labels: np.ndarray, image_hw: Sequence[int],
   levels = np.asarray(rec["levels"])
   log_p = rec["location_log_probs"]
   rows = []
+  read = rec.get("attended")  # adaptive records: which boxes were read
   for i in range(len(probs)):
     order = np.argsort(-probs[i])[:5]
     attended = []
     for j, level in enumerate(levels):
+      if read is not None and not read[i, j]:
+        continue
       y0, x0, y1, x1 = (float(c) for c in rec["boxes"][i, j])
       attended.append({
           "level": int(level), "box": [y0, x0, y1, x1],
@@ -68,14 +73,17 @@ def image_rows(record: dict, labels: np.ndarray, image_hw: Sequence[int],
            "prediction": int(order[0]),
            "confidence": float(probs[i, order[0]]),
            "top5": [int(c) for c in order],
+           "num_locations": len(attended) - 1,
            "attended": attended,
            # level l+2: [regions of level l+1, n²] candidate probabilities
            "cell_probabilities": {
                str(level): p[i].round(6).tolist()
                for level, p in enumerate(cell_probs, start=2)},
            "coverage": {str(level): c for level, c in enumerate(
-               coverage(np.asarray(rec["boxes"][i]), levels, image_hw,
-                        num_levels), start=1)}}
+               coverage(np.asarray(rec["boxes"][i]) if read is None else
+                        np.asarray(rec["boxes"][i])[read[i] > 0],
+                        levels if read is None else levels[read[i] > 0],
+                        image_hw, num_levels), start=1)}}
     if class_names is not None:
       row["prediction_name"] = class_names[row["prediction"]]
     rows.append(row)
@@ -100,12 +108,23 @@ def overlay_records(record: dict) -> list[dict]:
 
 def collect(model, dataset: tf.data.Dataset, locations: Sequence[int],
             max_examples: int = 0,
-            class_names: Optional[Sequence[str]] = None) -> list[dict]:
-  """Runs ``model`` over ``dataset`` of ``(images, labels)`` batches."""
+            class_names: Optional[Sequence[str]] = None,
+            threshold: Optional[float] = None, halting=None) -> list[dict]:
+  """Runs ``model`` over ``dataset`` of ``(images, labels)`` batches; with
+  a ``threshold``, adaptive attention (``TNet.call_adaptive`` with at most
+  ``locations[0]`` cells; by the ``halting`` module's score if given, else
+  the top probability): each row holds the cells its image read."""
   rows: list[dict] = []
   num_levels = len(locations) + 1
+  network = getattr(model, "network", model)
+  adaptive = None if threshold is None else tf.function(
+      lambda x: network.call_adaptive(
+          x, threshold, locations[0],
+          rule="learned" if halting is not None else "max_probability",
+          halting=halting, **halting_lib.schedule_of(halting)))
   for images, labels in dataset:
-    record = model(images, training=False, locations=locations)
+    record = (model(images, training=False, locations=locations)
+              if adaptive is None else adaptive(images))
     rows += image_rows(record, labels.numpy(), images.shape[1:3],
                        num_levels, len(rows), class_names)
     if max_examples and len(rows) >= max_examples:
@@ -121,6 +140,9 @@ def summary(rows: Sequence[dict]) -> dict:
           "top1": (float(np.mean([r["prediction"] == r["label"]
                                   for r in labelled]))
                    if labelled else None),
+          "mean_locations": (float(np.mean([r["num_locations"]
+                                            for r in rows]))
+                             if rows else None),
           "mean_coverage": {k: float(np.mean([r["coverage"][k]
                                               for r in rows]))
                             for k in levels}}
@@ -136,7 +158,8 @@ def write(rows: Sequence[dict], directory: str) -> dict:
   levels = sorted({k for r in rows for k in r["coverage"]}, key=int)
   decided = sorted({k for r in rows for k in r["cell_probabilities"]},
                    key=int)
-  fields = (["index", "label", "prediction", "confidence", "top5"] +
+  fields = (["index", "label", "prediction", "confidence", "top5",
+             "num_locations"] +
             [f"boxes_level{k}" for k in levels] +
             [f"cell_probabilities_level{k}" for k in decided] +
             [f"coverage_level{k}" for k in levels])
@@ -145,7 +168,7 @@ def write(rows: Sequence[dict], directory: str) -> dict:
     writer.writeheader()
     for row in rows:
       flat = {k: row[k] for k in ("index", "label", "prediction",
-                                  "confidence")}
+                                  "confidence", "num_locations")}
       flat["top5"] = json.dumps(row["top5"])
       for k in levels:
         flat[f"boxes_level{k}"] = json.dumps(
@@ -180,6 +203,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer("batch_size", 16, "Batch size.")
   flags.DEFINE_integer("pictures", 8, "Images drawn in attention.png.")
   flags.DEFINE_string("out", None, "Output dir (default <run_dir>/attention).")
+  flags.DEFINE_float("threshold", None, "Adaptive attention (two-level "
+                     "TNets): each image stops once its top probability, or "
+                     "the run's fitted halting score, reaches this, after at "
+                     "most --locations cells (default: the cells the halting "
+                     "module was fitted for); rows say num_locations.")
 
 
 def main(argv) -> None:
@@ -208,8 +236,16 @@ def main(argv) -> None:
     locations = (model.check_locations([int(k) for k in f.locations])
                  if f.locations else model.default_locations)
     dataset = data_lib.build(split, data_cfg).batch(f.batch_size)
+    halting = None
+    if f.threshold is not None:
+      if model.levels != 2:
+        raise ValueError("--threshold needs a two-level TNet")
+      from tnet_tf import adaptive
+      halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint)
+      if halting is not None and not f.locations:  # the cells it was fit for
+        locations = (halting.max_locations,)
     rows = collect(model, dataset, locations, f.max_examples,
-                   loaded.class_names)
+                   loaded.class_names, f.threshold, halting)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   out = f.out or os.path.join(f.run_dir, "attention")
@@ -217,7 +253,13 @@ def main(argv) -> None:
   if f.pictures > 0:
     batch = next(iter(dataset.unbatch().batch(f.pictures).take(1)))[0]
     output = model(batch, training=False, locations=locations)
-    visualize.attention_grid(list(batch.numpy()), overlay_records(output),
+    records = overlay_records(output)
+    if f.threshold is not None:  # the boxes each image read
+      read = {i: r["num_locations"] + 1 for i, r in enumerate(rows)}
+      records = [{**r, "boxes": r["boxes"][:read[i]],
+                  "levels": r["levels"][:read[i]]}
+                 for i, r in enumerate(records)]
+    visualize.attention_grid(list(batch.numpy()), records,
                              os.path.join(out, "attention.png"))
   logging.info("wrote %s: %s", out, result)
   print(json.dumps(result))

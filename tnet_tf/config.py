@@ -214,6 +214,10 @@ class TrainConfig:
   log_every: int = 10
   eval_every: int = 0  # 0: evaluate at the end only
   eval_locations: tuple[tuple[int, ...], ...] = ()  # () = the config's
+  # adaptive attention evaluated too (two-level TNets): each image stops
+  # once its top probability reaches a threshold (summary's
+  # eval_adaptive)
+  eval_thresholds: tuple[float, ...] = ()
   optimizer: str = "adam"  # adam | adamw
   learning_rate: float = 1e-3
   backbone_learning_rate: Optional[float] = None  # a second optimiser
@@ -348,6 +352,11 @@ class Experiment:
     if self.eval_examples < 0:
       raise ValueError(f"eval_examples must be >= 0, got "
                        f"{self.eval_examples}")
+    if self.train.eval_thresholds and (
+        self.kind != "tnet" or self.model.levels != 2 or
+        self.model.feature_weighting):
+      raise ValueError("eval_thresholds evaluate adaptive attention, which "
+                       "needs a two-level TNet without feature weighting")
 
   def replace(self, **changes) -> "Experiment":
     return dataclasses.replace(self, **changes)

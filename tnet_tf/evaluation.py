@@ -62,3 +62,41 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
                  "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
                  "examples": int(n)})
   return rows
+
+
+def evaluate_adaptive(model: keras.Model, dataset: tf.data.Dataset,
+                      thresholds: Sequence[float], max_locations: int,
+                      strategy: Optional[tf.distribute.Strategy] = None
+                      ) -> list[dict]:
+  """Top-1, top-5, cross-entropy and mean cells read of adaptive attention
+  (``TNet.call_adaptive``, the top-probability rule, at most
+  ``max_locations`` cells) at each threshold, in one pass. ``model``: a
+  two-level TNet or a task holding one (``network``)."""
+  strategy = strategy or tf.distribute.get_strategy()
+  network = getattr(model, "network", model)
+
+  def make_step(threshold):
+    def replica_fn(images, labels):
+      out = network.call_adaptive(images, threshold, max_locations)
+      return tf.concat([_counts(out["logits"], labels), [tf.cast(
+          tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+      per_replica = strategy.run(replica_fn, args=batch[:2])
+      return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                             axis=None)
+    return step
+
+  steps = [make_step(float(t)) for t in thresholds]
+  totals = np.zeros([len(steps), 5])
+  for batch in strategy.experimental_distribute_dataset(dataset):
+    for i, step in enumerate(steps):
+      totals[i] += step(batch).numpy()
+  rows = []
+  for t, (top1, top5, ce, n, cells) in zip(thresholds, totals):
+    n = max(n, 1.0)
+    rows.append({"threshold": float(t), "max_locations": int(max_locations),
+                 "mean_locations": cells / n, "top1": top1 / n,
+                 "top5": top5 / n, "loss": ce / n, "examples": int(n)})
+  return rows

@@ -21,7 +21,9 @@ Signatures:
   and ``max_locations`` int32 scalars → the class outputs, ``boxes``,
   ``levels``, ``attended`` ``[B, N]`` (1 where a cell was read) and
   ``num_locations`` ``[B]``: each image stops attending once its top class
-  probability reaches the threshold (``TNet.call_adaptive``).
+  probability reaches the threshold (``TNet.call_adaptive``) — or, for a
+  run with a fitted halting module (``tnet_tf.adaptive``), once the
+  module's score does; ``metadata``'s ``adaptive_rule`` says which.
 A full-image baseline has the same signatures without ``locations``; its
 record is one level (the whole image).
 Bad requests (undecodable bytes, locations out of range, wrong dtypes or
@@ -41,6 +43,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf import inputs
+from tnet_tf.layers import halting as halting_lib
 
 
 class Serving(tf.Module):
@@ -54,7 +57,8 @@ class Serving(tf.Module):
 
   def __init__(self, model: keras.Model, class_names: Sequence[str],
                channels: int = 3,
-               default_locations: Optional[Sequence[int]] = None):
+               default_locations: Optional[Sequence[int]] = None,
+               halting=None):
     super().__init__()
     self.model = model
     self.channels = channels
@@ -85,6 +89,12 @@ class Serving(tf.Module):
     self.adaptive = (self.num_levels == 2 and
                      hasattr(network, "call_adaptive") and
                      getattr(network, "feature_weighting", None) is None)
+    self.halting = halting  # tracked: its weights are in the SavedModel
+    self.adaptive_rule = "learned" if halting is not None else (
+        "max_probability")
+    self.adaptive_max_locations = int(
+        getattr(halting, "max_locations", 0) or (
+            default[0] if self.num_levels > 1 and default else 0))
     if self.adaptive:
       self._network = network
       self.serve_adaptive = tf.function(
@@ -100,7 +110,13 @@ class Serving(tf.Module):
             "levels": tf.constant(self.num_levels),
             "grid_size": tf.constant(cfg.grid_size if attends else 0),
             "base_resolution": tf.constant(
-                cfg.base_resolution if attends else 0)}
+                cfg.base_resolution if attends else 0),
+            "adaptive_rule": tf.constant(
+                self.adaptive_rule if self.adaptive else ""),
+            # the cells the halting module was fitted for (else the
+            # default): predict's max_locations when none is asked
+            "adaptive_max_locations": tf.constant(
+                self.adaptive_max_locations)}
 
   def _classes(self, logits) -> dict:
     classes = int(self.class_names.shape[0])
@@ -114,13 +130,16 @@ class Serving(tf.Module):
 
   def _adaptive_outputs(self, images, threshold, max_locations):
     """Adaptive attention (``TNet.call_adaptive``): each image stops once
-    its top class probability reaches ``threshold``, after at most
+    its top class probability (or the halting module's score) reaches
+    ``threshold``, after at most
     ``max_locations`` cells; ``num_locations`` says how many it read,
     ``attended`` which of ``boxes`` it read."""
     cfg = self._network.config
     max_locations = inputs.check_location_tensor(
         tf.reshape(max_locations, [1]), cfg.levels, cfg.grid_size)[0]
-    out = self._network.call_adaptive(images, threshold, max_locations)
+    out = self._network.call_adaptive(
+        images, threshold, max_locations, rule=self.adaptive_rule,
+        halting=self.halting, **halting_lib.schedule_of(self.halting))
     batch = tf.shape(out["logits"])[0]
     return {**self._classes(out["logits"]), "boxes": out["boxes"],
             "levels": tf.tile(out["levels"][None], [batch, 1]),
@@ -168,13 +187,14 @@ class Serving(tf.Module):
 def export_saved_model(model: keras.Model, path: str,
                        class_names: Optional[Sequence[str]] = None,
                        channels: int = 3,
-                       default_locations: Optional[Sequence[int]] = None
-                       ) -> str:
+                       default_locations: Optional[Sequence[int]] = None,
+                       halting=None) -> str:
   """Writes the serving SavedModel of ``model`` (a TNet or a task) to
-  ``path``."""
+  ``path``; ``halting`` (a fitted ``HaltingModule``) makes
+  ``serve_adaptive`` stop by its score."""
   if class_names is None:
     class_names = [str(i) for i in range(model.config.num_classes)]
-  module = Serving(model, class_names, channels, default_locations)
+  module = Serving(model, class_names, channels, default_locations, halting)
   signatures = {"serving_default": module.serve,
                 "serve_bytes": module.serve_bytes,
                 "metadata": module.metadata}
@@ -185,7 +205,8 @@ def export_saved_model(model: keras.Model, path: str,
 
 
 def main(argv: Sequence[str]) -> None:
-  from tnet_tf import data as data_lib  # local: keeps serving light
+  from tnet_tf import adaptive  # local: keeps serving light
+  from tnet_tf import data as data_lib
   from tnet_tf import runs
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -194,14 +215,17 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError("--run_dir is required")
   try:
     loaded = runs.load(flags_.run_dir, flags_.checkpoint)
+    halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   output = flags_.output or os.path.join(flags_.run_dir, "saved_model")
   locations = ([int(k) for k in flags_.locations]
                if flags_.locations is not None else None)
   export_saved_model(loaded.task, output, loaded.class_names,
-                     data_lib.channels(loaded.experiment.data), locations)
-  logging.info("exported %s (from %s)", output, loaded.checkpoint)
+                     data_lib.channels(loaded.experiment.data), locations,
+                     halting)
+  logging.info("exported %s (from %s%s)", output, loaded.checkpoint,
+               ", with its halting module" if halting is not None else "")
   print(output)
 
 

@@ -111,6 +111,22 @@ def check_location_tensor(locations: tf.Tensor, levels: int,
   return tuple(locations[i] for i in range(levels - 1))
 
 
+def parse_thresholds(values) -> tuple[float, ...]:
+  """``["0.9", "0.99"]`` → ``(0.9, 0.99)``: adaptive thresholds, each ≥ 0
+  (0 stops after level 1; above 1 never stops early)."""
+  out = []
+  for value in values or ():
+    try:
+      t = float(value)
+    except ValueError:
+      raise ValueError(f"--eval_thresholds: {value!r} is not a number"
+                       ) from None
+    if not t >= 0:
+      raise ValueError(f"--eval_thresholds: {value!r} is negative")
+    out.append(t)
+  return tuple(out)
+
+
 def parse_settings(text: Optional[str]) -> tuple[tuple[int, ...], ...]:
   """``'0;1;2,1'`` → ``((), (1,), (2, 1))`` (settings to evaluate)."""
   if not text:

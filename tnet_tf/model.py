@@ -21,6 +21,7 @@ from tnet_tf import regions as region_reads
 from tnet_tf import resampling
 from tnet_tf.config import ModelConfig
 from tnet_tf.layers import grid
+from tnet_tf.layers import halting as halting_lib
 from tnet_tf.layers import positional
 from tnet_tf.layers.base import LayerHook
 from tnet_tf.layers.classification import ClassificationModule
@@ -108,7 +109,7 @@ def build_backbone(config: ModelConfig) -> backbones.FeatureExtractor:
 _TRACED_BACKBONES = weakref.WeakKeyDictionary()
 
 # how call_adaptive scores the running prediction's confidence
-ADAPTIVE_RULES = ("max_probability", "margin")
+ADAPTIVE_RULES = ("max_probability", "margin", "learned")
 
 # the traversal state's per-level lists, in the order ``_descend_if`` packs
 _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
@@ -441,24 +442,9 @@ class TNet(keras.Model):
     return tf.math.top_k(scores, k).indices
 
   # --------------------------------------------------------- adaptive calls
-  def call_adaptive(self, images, threshold, max_locations=None,
-                    rule: str = "max_probability", group=1) -> dict:
-    """Per-image adaptive attention (two-level TNets): level 1, then the
-    level-2 cells ``group`` at a time in the location module's order (its
-    greedy top-``max_locations``), every image stopping as soon as its
-    running prediction is confident — ``rule`` ``"max_probability"`` (the
-    top class probability) or ``"margin"`` (top minus second) ≥
-    ``threshold``. A
-    threshold of 0 stops every image after level 1; above 1 none stops
-    early, which is the fixed-k model (k = ``max_locations``, default the
-    config's). Only the images still looking are cropped and encoded at
-    each step, so a batch's compute shrinks as its images stop.
-
-    Returns ``logits`` ``[B, C]``, ``num_locations`` ``[B]`` (cells each
-    image read), ``boxes`` ``[B, 1 + K, 4]`` (input pixels, level order;
-    the first K' of each image's cells are the ones read), ``attended``
-    ``[B, 1 + K]`` (1 where a feature vector was read) and ``levels``.
-    """
+  def _adaptive_start(self, images, k, rule=None, halting=None) -> dict:
+    """Level 1 and the order of level 2's cells (the location module's
+    greedy top-``k``): what an adaptive traversal starts from."""
     cfg = self.config
     if cfg.levels != 2:
       raise ValueError(f"adaptive attention steps through the cells of "
@@ -468,43 +454,137 @@ class TNet(keras.Model):
       raise ValueError("adaptive attention averages the feature vectors "
                        "read so far; a feature weighting module is not "
                        "supported")
-    if rule not in ADAPTIVE_RULES:
+    if rule is not None and rule not in ADAPTIVE_RULES:
       raise ValueError(f"rule must be one of {list(ADAPTIVE_RULES)}, got "
                        f"{rule!r}")
-    k = cfg.locations[0] if max_locations is None else max_locations
+    if rule == "learned" and halting is None:
+      raise ValueError("rule 'learned' needs a fitted halting module "
+                       "(tnet_tf.adaptive --fit_halting)")
     if not tf.is_tensor(k):
       inputs.check_locations([k], cfg.levels, cfg.grid_size)
-    threshold = tf.cast(threshold, tf.float32)
     state = self.start(images, training=False)
-    batch = state["batch"]
     log_probs = tf.nn.log_softmax(self.location_module(
         [state["f_map"], state["all_v"][-1]]))
-    idx, _ = self._select(log_probs, k, False, None)  # [B, K], in order
+    idx, chosen = self._select(log_probs, k, False, None)  # [B, K], in order
     boxes, pos = self._children(state, idx, k, 1)
-    total = self.positional_module([state["all_v"][0],
+    first = self.positional_module([state["all_v"][0],
                                     tf.reshape(state["pos"], [-1, 3])])
+    return {"state": state, "boxes": boxes, "pos": pos, "first": first,
+            "cell_probs": tf.exp(chosen), "log_probs": log_probs,
+            "chosen": chosen, "idx": idx}
+
+  def _encode_cells(self, start: dict, boxes, rows, pos):
+    """Positional feature vectors ``[M, D]`` of the cells ``boxes``
+    (``[M, 4]``) of the images ``rows`` at positions ``pos``."""
+    state = start["state"]
+    crops = self._crops(state, boxes, rows, 2)
+    _, v = self._features(crops, False, lazy=isinstance(
+        state["images"], region_reads.Regions))
+    return self.positional_module([v, pos])
+
+  def running(self, images, max_locations=None) -> dict:
+    """The adaptive traversal read whole, in one batch: ``logits``
+    ``[B, K + 1, C]`` (the running prediction after level 1 and after each
+    of the cells in reading order), ``cell_logits`` ``[B, K, C]`` (each
+    cell's own) and ``cell_probs`` ``[B, K]`` (their location
+    probabilities). ``logits[:, j]`` is what ``call_adaptive`` returns for
+    an image that stops after ``j`` cells (what fitting a halting module
+    and evaluating many thresholds at once need)."""
+    k = self.config.locations[0] if max_locations is None else max_locations
+    start = self._adaptive_start(images, k)
+    batch = start["state"]["batch"]
+    v = self._encode_cells(start, tf.reshape(start["boxes"], [-1, 4]),
+                           tf.repeat(tf.range(batch), k),
+                           tf.reshape(start["pos"], [-1, 3]))
+    v = tf.reshape(v, [batch, k, -1])
+    every = tf.concat([tf.expand_dims(start["first"], 1), v], axis=1)
+    mean = tf.math.cumsum(every, axis=1) / tf.reshape(
+        tf.range(1, k + 2, dtype=every.dtype), [1, -1, 1])
+    return {"logits": self.classification_module(mean, training=False),
+            "cell_logits": self.classification_module(v, training=False),
+            "cell_probs": start["cell_probs"]}
+
+  def call_adaptive(self, images, threshold, max_locations=None,
+                    rule: str = "max_probability", group=1,
+                    halting=None, first=None) -> dict:
+    """Per-image adaptive attention (two-level TNets): level 1, then the
+    level-2 cells ``group`` at a time in the location module's order (its
+    greedy top-``max_locations``), every image stopping as soon as its
+    running prediction is confident: ``rule`` ``"max_probability"`` (the
+    top class probability), ``"margin"`` (top minus second) or
+    ``"learned"`` (the sigmoid of a fitted
+    ``tnet_tf.layers.halting.HaltingModule`` ``halting``) ≥ ``threshold``.
+    ``first`` (default ``group``): the cells of the first step after level
+    1 — the rule applies after 0, ``first``, ``first + group``, … cells
+    (one backbone call for the cells nearly every image needs).
+    A threshold of 0 stops every image after level 1; above 1 none stops
+    early, which is the fixed-k model (k = ``max_locations``, default the
+    config's). Only the images still looking are cropped and encoded at
+    each step, so a batch's compute shrinks as its images stop.
+
+    Returns ``logits`` ``[B, C]``, ``num_locations`` ``[B]`` (cells each
+    image read), ``boxes`` ``[B, 1 + K, 4]`` (input pixels, level order;
+    the first K' of each image's cells are the ones read), ``attended``
+    ``[B, 1 + K]`` (1 where a feature vector was read), ``levels`` and the
+    rest of ``call``'s attention record for the cells in reading order
+    (``feature_weights``, 0 where nothing was read, ``location_log_probs``,
+    ``location_probs``, ``location_indices``).
+    """
+    cfg = self.config
+    k = cfg.locations[0] if max_locations is None else max_locations
+    first = group if first is None else first
+    if not tf.is_tensor(first) and first < 1 or (
+        not tf.is_tensor(group) and group < 1):
+      raise ValueError(f"group and first must be >= 1 cell, got {group} "
+                       f"and {first}")
+    start = self._adaptive_start(images, k, rule, halting)
+    state, boxes, pos = start["state"], start["boxes"], start["pos"]
+    cell_probs = start["cell_probs"]
+    remaining = tf.math.cumsum(cell_probs, axis=1, reverse=True)
+    batch = state["batch"]
+    num = tf.shape(boxes)[1]
+    threshold = tf.cast(threshold, tf.float32)
+    total = start["first"]
     count = tf.ones([batch], total.dtype)
     logits = self.classification_module(total, training=False)
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+    votes = tf.zeros_like(probs)
+    run = tf.zeros([batch])
 
-    def confident(z):
-      probs = tf.nn.softmax(tf.cast(z, tf.float32))
-      top = tf.math.top_k(probs, min(2, cfg.num_classes)).values
-      score = top[:, 0] if rule == "max_probability" else (
-          top[:, 0] - top[:, -1])
-      return score >= threshold
+    def stop(probs, previous, run, votes, read, rows):
+      """Whether each of ``rows`` stops now, and its new run length."""
+      if rule == "learned":
+        at = tf.minimum(read, num - 1)
+        after = tf.gather(remaining, rows)
+        x, run = halting_lib.features(
+            probs, previous, run, votes, read,
+            tf.where(read < num, tf.gather(tf.gather(cell_probs, rows), at,
+                                           batch_dims=1), 0.0),
+            tf.where(read < num, tf.gather(after, at, batch_dims=1), 0.0),
+            # counts on the scale the module was fitted at
+            halting.max_locations or num)
+        score = tf.sigmoid(halting(x))
+      else:
+        top = tf.math.top_k(probs, min(2, cfg.num_classes)).values
+        score = top[:, 0] if rule == "max_probability" else (
+            top[:, 0] - top[:, -1])
+      return score >= threshold, run
 
-    active = tf.logical_not(confident(logits))
+    done, run = stop(probs, probs, run, votes, tf.zeros([batch], tf.int32),
+                     tf.range(batch))
+    active = tf.logical_not(done)
 
-    def step(j, total, count, logits, active):
+    def step(j, total, count, probs, votes, run, active, logits):
       rows = tf.cast(tf.where(active)[:, 0], tf.int32)
-      some = tf.gather(boxes[:, j:j + group], rows)  # [A, g, 4]
+      size = tf.where(j == 0, first, group)
+      some = tf.gather(boxes[:, j:j + size], rows)  # [A, g, 4]
       g = tf.shape(some)[1]
-      crops = self._crops(state, tf.reshape(some, [-1, 4]),
-                          tf.repeat(rows, g), 2)
-      _, v = self._features(crops, False, lazy=isinstance(
-          state["images"], region_reads.Regions))
-      v = self.positional_module([v, tf.reshape(tf.gather(
-          pos[:, j:j + group], rows), [-1, 3])])
+      v = self._encode_cells(
+          start, tf.reshape(some, [-1, 4]), tf.repeat(rows, g),
+          tf.reshape(tf.gather(pos[:, j:j + size], rows), [-1, 3]))
+      cell_votes = tf.reduce_sum(tf.reshape(tf.one_hot(tf.argmax(
+          self.classification_module(v, training=False), -1),
+          cfg.num_classes), [tf.size(rows), g, -1]), axis=1)
       v = tf.reduce_sum(tf.reshape(v, [tf.size(rows), g, -1]), axis=1)
       at = tf.expand_dims(rows, 1)
       total = tf.tensor_scatter_nd_add(total, at, v)
@@ -513,25 +593,41 @@ class TNet(keras.Model):
       new = self.classification_module(
           tf.gather(total, rows) / tf.expand_dims(tf.gather(count, rows), 1),
           training=False)
-      logits = tf.tensor_scatter_nd_update(logits, at, new)
-      active = tf.tensor_scatter_nd_update(active, at,
-                                           tf.logical_not(confident(new)))
-      return j + group, total, count, logits, active
+      new_probs = tf.nn.softmax(tf.cast(new, tf.float32))
+      new_votes = tf.gather(votes, rows) + cell_votes
+      done, new_run = stop(new_probs, tf.gather(probs, rows),
+                           tf.gather(run, rows), new_votes,
+                           tf.fill(tf.shape(rows), j + g), rows)
+      return (j + size, total, count,
+              tf.tensor_scatter_nd_update(probs, at, new_probs),
+              tf.tensor_scatter_nd_update(votes, at, new_votes),
+              tf.tensor_scatter_nd_update(run, at, new_run),
+              tf.tensor_scatter_nd_update(active, at, tf.logical_not(done)),
+              tf.tensor_scatter_nd_update(logits, at, new))
 
-    _, _, count, logits, _ = tf.while_loop(
-        lambda j, total, count, logits, active: tf.logical_and(
-            j < tf.shape(idx)[1], tf.reduce_any(active)),
-        step, (tf.constant(0), total, count, logits, active))
+    loop = tf.while_loop(
+        lambda j, *rest: tf.logical_and(j < num, tf.reduce_any(rest[-2])),
+        step, (tf.constant(0), total, count, probs, votes, run, active,
+               logits))
+    count, logits = loop[2], loop[-1]
     read = tf.cast(count, tf.int32) - 1
-    steps = tf.range(tf.shape(idx)[1])
+    steps = tf.range(num)
     attended = tf.concat([tf.ones([batch, 1], tf.int32), tf.cast(
         steps[None] < read[:, None], tf.int32)], axis=1)
+    n2 = cfg.grid_size ** 2
     return {"logits": logits, "num_locations": read,
             "boxes": grid.to_pixels(tf.concat([state["boxes"], boxes],
                                               axis=1), state["image_hw"]),
             "attended": attended,
             "levels": tf.concat([tf.ones([1], tf.int32),
-                                 tf.fill(tf.shape(steps), 2)], axis=0)}
+                                 tf.fill(tf.shape(steps), 2)], axis=0),
+            # the attention record of ``call``, over what was read
+            "feature_weights": tf.cast(attended, tf.float32) / tf.cast(
+                tf.expand_dims(read + 1, 1), tf.float32),
+            "location_log_probs": start["chosen"],
+            "location_probs": [tf.reshape(tf.exp(start["log_probs"]),
+                                          [batch, 1, n2])],
+            "location_indices": [tf.reshape(start["idx"], [batch, 1, -1])]}
 
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):

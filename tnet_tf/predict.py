@@ -78,15 +78,18 @@ class KerasModel:
   lazy = True
 
   def __init__(self, path: str, checkpoint: Optional[str] = None):
+    from tnet_tf import adaptive
     from tnet_tf import data as data_lib
     from tnet_tf import export
     from tnet_tf import runs
     loaded = runs.load(path, checkpoint)
     self.channels = data_lib.channels(loaded.experiment.data)
-    self.serving = export.Serving(loaded.task, loaded.class_names,
-                                  self.channels)
+    self.serving = export.Serving(
+        loaded.task, loaded.class_names, self.channels,
+        halting=adaptive.load_halting(loaded.run_dir, loaded.checkpoint))
     self.levels = loaded.task.levels
     self.default_locations = tuple(loaded.task.default_locations)
+    self.adaptive_locations = (self.serving.adaptive_max_locations,)
 
   def __call__(self, images, locations, threshold=None):
     if threshold is not None:
@@ -114,6 +117,9 @@ class SavedModel:
     spec = self._serve.structured_input_signature[1]["images"]
     self.channels = int(spec.shape[-1])
     self.adaptive = "serve_adaptive" in self._model.signatures
+    self.adaptive_locations = ((int(meta["adaptive_max_locations"]),)
+                               if "adaptive_max_locations" in meta
+                               else self.default_locations[:1])
 
   def __call__(self, images, locations, threshold=None):
     kwargs = {"images": tf.constant(images)}
@@ -416,8 +422,11 @@ def _define_flags() -> None:
   flags.DEFINE_bool("overlays", False, "Draw the boxes on each image.")
   flags.DEFINE_float("threshold", None,
                      "Adaptive attention (two-level TNets): each image stops "
-                     "once its top class probability reaches this, after at "
-                     "most --locations cells; rows give num_locations.")
+                     "once its top class probability (or the run's fitted "
+                     "halting score, tnet_tf.adaptive) reaches this, after "
+                     "at most --locations cells (default: the cells the "
+                     "halting module was fitted for); rows give "
+                     "num_locations.")
   flags.DEFINE_integer("max_megapixels", regions.MAX_PIXELS // 2 ** 20,
                        "Largest image decoded whole; larger TIFFs are read "
                        "region by region, larger JPEG/PNG files fail.")
@@ -436,7 +445,9 @@ def main(argv: Sequence[str]) -> None:
     model = load_model(flags_.model, flags_.checkpoint)
   except (FileNotFoundError, ValueError, OSError) as err:
     raise SystemExit(f"error: {err}") from None
-  locations = (model.default_locations if flags_.locations is None
+  default = (getattr(model, "adaptive_locations", model.default_locations)
+             if flags_.threshold is not None else model.default_locations)
+  locations = (default if flags_.locations is None
                else [int(k) for k in flags_.locations])
   if flags_.threshold is not None and (
       model.levels != 2 or not getattr(model, "adaptive", True)):

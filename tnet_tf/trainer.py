@@ -32,6 +32,7 @@ from tnet_tf import runs
 from tnet_tf import tasks
 from tnet_tf.config import Experiment, TrainConfig
 from tnet_tf.data import pipeline
+from tnet_tf.evaluation import evaluate_adaptive as evaluate_adaptive_at
 from tnet_tf.evaluation import evaluate_at_locations
 
 
@@ -295,14 +296,30 @@ def evaluate(run: Run, step: int, callbacks: Sequence[Callback]
   return rows
 
 
-def write_summary(run: Run, step: int, logs: dict, rows: list[dict]
-                  ) -> dict:
+def evaluate_adaptive(run: Run, step: int) -> list[dict]:
+  """Adaptive attention at ``eval_thresholds`` (none: no rows)."""
+  thresholds = run.experiment.train.eval_thresholds
+  if not thresholds:
+    return []
+  rows = evaluate_adaptive_at(run.task, run.eval_data, thresholds,
+                              run.task.default_locations[0], run.strategy)
+  for row in rows:
+    logging.info("step %d eval adaptive threshold=%g mean_locations=%.2f "
+                 "top1=%.4f top5=%.4f loss=%.4f", step, row["threshold"],
+                 row["mean_locations"], row["top1"], row["top5"],
+                 row["loss"])
+  return rows
+
+
+def write_summary(run: Run, step: int, logs: dict, rows: list[dict],
+                  adaptive_rows: Sequence[dict] = ()) -> dict:
   """``summary.json`` (``eval_<split>.json`` for ``mode="eval"``); a worker
   that is not the chief writes ``summary_worker<i>.json``."""
   experiment = run.experiment
   summary = {"config": experiment.to_record(), "step": step,
              "resumed_from": run.resumed_from, "train_metrics": logs,
              "eval_split": experiment.data.eval_split, "eval": rows,
+             "eval_adaptive": list(adaptive_rows),
              "versions": versions(),
              "num_replicas": run.strategy.num_replicas_in_sync,
              "weights_sha256": weights_digest(run.task),
@@ -381,7 +398,8 @@ def train_and_evaluate(
     logs = (train_loop(run, manager, step_var, callbacks)
             if experiment.mode == "train" else {})
     step = int(step_var.numpy())
-    summary = write_summary(run, step, logs, evaluate(run, step, callbacks))
+    summary = write_summary(run, step, logs, evaluate(run, step, callbacks),
+                            evaluate_adaptive(run, step))
     if scratch:
       shutil.rmtree(scratch, ignore_errors=True)
     for callback in callbacks:

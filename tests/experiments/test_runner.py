@@ -36,11 +36,22 @@ def test_trains_evaluates_and_writes_everything(tmp_path):
   run_dir = str(tmp_path / "run")
   proc = run(f"--run_dir={run_dir}", "--train_steps=10",
              "--checkpoint_every=5", "--eval_locations=0;1;2,0",
+             "--eval_thresholds=0,1.01",
              "--summaries=weights,gradients", *FAST)
   assert proc.returncode == 0, proc.stderr[-3000:]
   summary = _summary(run_dir)
   assert summary["step"] == 10
   assert [r["locations"] for r in summary["eval"]] == [[], [1], [2]]
+  # adaptive attention: threshold 0 reads nothing past level 1 (the
+  # locations=0 row), above 1 every cell (the trained locations' row)
+  k = summary["config"]["model"]["locations"][0]
+  fixed = {tuple(r["locations"]): r for r in summary["eval"]}
+  never, always = summary["eval_adaptive"]
+  assert (never["threshold"], never["mean_locations"]) == (0.0, 0.0)
+  assert abs(never["top1"] - fixed[()]["top1"]) < 1e-6
+  assert (always["max_locations"], always["mean_locations"]) == (k, k)
+  if (k,) in fixed:
+    assert abs(always["loss"] - fixed[(k,)]["loss"]) < 1e-4
   assert summary["versions"]["tensorflow"] == tf.__version__
   assert summary["config"]["model"]["backbone"] == "tiny_cnn"
   for key in ("loss", "ce", "seq_reinforce", "perfeature_ce",
@@ -61,6 +72,7 @@ def test_trains_evaluates_and_writes_everything(tmp_path):
   assert "locations=[1] top1=" in proc.stdout
 
 
+@pytest.mark.slow  # ~35 s: the default suite's 10-minute budget
 def test_resumes_after_sigkill(tmp_path):
   """Killed after a checkpoint, the same command resumes at the saved step
   with the saved baseline and optimiser state and ends at the step count."""
@@ -140,6 +152,8 @@ def test_baseline_on_the_same_path(tmp_path):
     (["--strategy=gpu_cluster"], "strategy"),
     (["--dataset=imagenet22k"], "--dataset='imagenet22k' is unknown"),
     (["--eval_locations=1;x"], "'x' is not a comma list"),
+    (["--eval_thresholds=0.9,high"], "'high' is not a number"),
+    (["--model=baseline", "--eval_thresholds=0.9"], "two-level TNet"),
     (["--locations=2,1"], "one count per level"),
     (["--locations=12"], "locations for level 2 must be in [0, 9]"),
     (["--summaries=activations"], "summaries must be among"),
@@ -223,6 +237,7 @@ def _free_ports(n):
   return ports
 
 
+@pytest.mark.slow  # ~35 s: the default suite's 10-minute budget
 def test_multi_worker_on_localhost(tmp_path):
   """Two worker processes (TF_CONFIG, MultiWorkerMirroredStrategy) end with
   identical weights and baseline."""

@@ -40,6 +40,10 @@ def _model_flags(fv: flags.FlagValues) -> None:
                     "the first, e.g. 2,1.", **d)
   flags.DEFINE_string("eval_locations", None, "Settings to evaluate, "
                       "';'-separated, e.g. '0;1;2;2,1'.", **d)
+  flags.DEFINE_list("eval_thresholds", None, "Adaptive attention "
+                    "evaluated too (two-level TNets): confidence thresholds "
+                    "at which each image stops attending, e.g. 0.9,0.99 "
+                    "(summary.json's eval_adaptive).", **d)
   flags.DEFINE_enum("selection", None, ["sampling", "greedy"],
                     "Training-time cell selection (greedy: the authors').",
                     **d)
@@ -306,6 +310,7 @@ def _train_config(f: flags.FlagValues, data: DataConfig) -> TrainConfig:
       checkpoint_every=f.checkpoint_every, log_every=f.log_every,
       eval_every=f.eval_every,
       eval_locations=inputs.parse_settings(f.eval_locations),
+      eval_thresholds=inputs.parse_thresholds(f.eval_thresholds),
       optimizer=f.optimizer, learning_rate=f.learning_rate,
       backbone_learning_rate=f.backbone_learning_rate,
       weight_decay=f.weight_decay, lr_schedule=f.lr_schedule,
