@@ -116,24 +116,35 @@ def fit_halting(data: dict, schedule: Optional[dict], max_locations: int,
   return module, summary
 
 
+def weights_digest(loaded) -> str:
+  """SHA-256 of a loaded run's network weights: what ties a halting module
+  to the model it was fitted to (a checkpoint name alone repeats when a
+  run directory is trained again)."""
+  from tnet_tf import trainer
+  return trainer.weights_digest(getattr(loaded.task, "network", loaded.task))
+
+
 def save_halting(module: halting_lib.HaltingModule, run_dir: str,
-                 checkpoint: str, about: dict) -> str:
+                 checkpoint: str, about: dict,
+                 digest: Optional[str] = None) -> str:
   path = os.path.join(run_dir, HALTING_DIR)
   os.makedirs(path, exist_ok=True)
   np.savez(os.path.join(path, "weights.npz"), *module.get_weights())
   with open(os.path.join(path, "halting.json"), "w", encoding="utf-8") as f:
     json.dump({**module.get_config(), "features": list(
         halting_lib.FEATURES), "checkpoint": os.path.basename(checkpoint),
-               **about}, f, indent=1)
+               "weights_sha256": digest, **about}, f, indent=1)
     f.write("\n")
   return path
 
 
-def load_halting(run_dir: str, checkpoint: str
+def load_halting(run_dir: str, checkpoint: str,
+                 digest: Optional[str] = None
                  ) -> Optional[halting_lib.HaltingModule]:
   """The run's fitted halting module, ``None`` if it has none. One fitted
-  to another checkpoint of the run (or to other statistics) is an
-  error that names both."""
+  to another checkpoint of the run, to other weights (``digest``,
+  ``weights_digest``) or to other statistics is an error that names
+  both."""
   path = os.path.join(run_dir, HALTING_DIR, "halting.json")
   if not os.path.isfile(path):
     return None
@@ -144,6 +155,13 @@ def load_halting(run_dir: str, checkpoint: str
         f"{path} was fitted to checkpoint {about.get('checkpoint')}, the "
         f"run is at {os.path.basename(checkpoint)}: fit it again "
         "(python -m tnet_tf.adaptive --fit_halting ...)")
+  if digest and about.get("weights_sha256") and (
+      about["weights_sha256"] != digest):
+    raise ValueError(
+        f"{path} was fitted to other weights than {checkpoint} holds now "
+        f"(sha256 {about['weights_sha256'][:12]}…, now {digest[:12]}…: the "
+        "run was trained again): fit it again (python -m tnet_tf.adaptive "
+        "--fit_halting ...)")
   if about.get("features") != list(halting_lib.FEATURES):
     raise ValueError(f"{path} scores other statistics than this version's "
                      f"({about.get('features')}): fit it again")
@@ -394,7 +412,8 @@ class Setup:
     self.halting = None
     if "learned" in self.thresholds:
       if not flags_.fit_halting:
-        self.halting = load_halting(loaded.run_dir, loaded.checkpoint)
+        self.halting = load_halting(loaded.run_dir, loaded.checkpoint,
+                                    weights_digest(loaded))
       if self.halting is None:
         say(f"fitting the halting module on {flags_.halting_examples} "
             f"images of split {flags_.halting_split!r}")
@@ -412,7 +431,8 @@ class Setup:
                                         say=say)
         path = save_halting(self.halting, loaded.run_dir, loaded.checkpoint,
                             {"split": flags_.halting_split,
-                             "examples": int(len(data["x"])), **fit})
+                             "examples": int(len(data["x"])), **fit},
+                            weights_digest(loaded))
         say(f"wrote {path}: {fit}")
       else:  # the schedule it was fitted for
         self.schedule = halting_lib.schedule_of(self.halting)

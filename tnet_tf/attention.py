@@ -241,7 +241,8 @@ def main(argv) -> None:
       if model.levels != 2:
         raise ValueError("--threshold needs a two-level TNet")
       from tnet_tf import adaptive
-      halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint)
+      halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint,
+                                      adaptive.weights_digest(loaded))
       if halting is not None and not f.locations:  # the cells it was fit for
         locations = (halting.max_locations,)
     rows = collect(model, dataset, locations, f.max_examples,

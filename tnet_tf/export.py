@@ -215,7 +215,8 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError("--run_dir is required")
   try:
     loaded = runs.load(flags_.run_dir, flags_.checkpoint)
-    halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint)
+    halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint,
+                                    adaptive.weights_digest(loaded))
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   output = flags_.output or os.path.join(flags_.run_dir, "saved_model")

@@ -467,9 +467,9 @@ class TNet(keras.Model):
         [state["f_map"], state["all_v"][-1]]))
     idx, chosen = self._select(log_probs, k, False, None)  # [B, K], in order
     boxes, pos = self._children(state, idx, k, 1)
-    first = self.positional_module([state["all_v"][0],
-                                    tf.reshape(state["pos"], [-1, 3])])
-    return {"state": state, "boxes": boxes, "pos": pos, "first": first,
+    level1 = self.positional_module([state["all_v"][0],
+                                     tf.reshape(state["pos"], [-1, 3])])
+    return {"state": state, "boxes": boxes, "pos": pos, "level1": level1,
             "cell_probs": tf.exp(chosen), "log_probs": log_probs,
             "chosen": chosen, "idx": idx}
 
@@ -497,7 +497,7 @@ class TNet(keras.Model):
                            tf.repeat(tf.range(batch), k),
                            tf.reshape(start["pos"], [-1, 3]))
     v = tf.reshape(v, [batch, k, -1])
-    every = tf.concat([tf.expand_dims(start["first"], 1), v], axis=1)
+    every = tf.concat([tf.expand_dims(start["level1"], 1), v], axis=1)
     mean = tf.math.cumsum(every, axis=1) / tf.reshape(
         tf.range(1, k + 2, dtype=every.dtype), [1, -1, 1])
     return {"logits": self.classification_module(mean, training=False),
@@ -533,7 +533,7 @@ class TNet(keras.Model):
     cfg = self.config
     k = cfg.locations[0] if max_locations is None else max_locations
     first = group if first is None else first
-    if not tf.is_tensor(first) and first < 1 or (
+    if (not tf.is_tensor(first) and first < 1) or (
         not tf.is_tensor(group) and group < 1):
       raise ValueError(f"group and first must be >= 1 cell, got {group} "
                        f"and {first}")
@@ -544,7 +544,7 @@ class TNet(keras.Model):
     batch = state["batch"]
     num = tf.shape(boxes)[1]
     threshold = tf.cast(threshold, tf.float32)
-    total = start["first"]
+    total = start["level1"]
     count = tf.ones([batch], total.dtype)
     logits = self.classification_module(total, training=False)
     probs = tf.nn.softmax(tf.cast(logits, tf.float32))
