@@ -409,6 +409,12 @@ class Setup:
             flags_.learned_thresholds else flags_.thresholds)]
         for rule in flags_.rules}
     cfg = loaded.experiment.data
+    if "learned" in self.thresholds and (
+        flags_.halting_split == cfg.eval_split):
+      raise app.UsageError(
+          f"--halting_split={flags_.halting_split} is the split this run is "
+          "evaluated on: fit the halting module on another one (held out "
+          "from training if there is one)")
     self.halting = None
     if "learned" in self.thresholds:
       if not flags_.fit_halting:
