@@ -22,7 +22,9 @@ def _run(*args):
 @pytest.mark.slow  # ~50 s end to end (three processes): make test-all
 def test_fits_evaluates_and_writes_the_comparison(tmp_path):
   run_dir = str(tmp_path / "run")
-  fake_runs.make_run(run_dir, levels=2, locations=(3,))
+  # as many classes as the toy data has (its loss is evaluated too)
+  fake_runs.make_run(run_dir, names=("a", "b", "c", "d"), levels=2,
+                     locations=(3,))
   out = str(tmp_path / "adaptive.json")
   common = [f"--run_dir={run_dir}", "--rules=max_probability,learned",
             "--thresholds=0.5", "--learned_thresholds=0.5,1.01",

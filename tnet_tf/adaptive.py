@@ -30,6 +30,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf import evaluation
 from tnet_tf.layers import halting as halting_lib
 from tnet_tf.model import ADAPTIVE_RULES
 
@@ -39,16 +40,20 @@ HALTING_DIR = "halting"  # inside the run directory
 
 
 # ----------------------------------------------------------------- halting
-def collect(network, dataset, max_locations: int,
-            schedule: Optional[dict] = None) -> dict:
-  """The halting statistics of every decision point of ``dataset``'s images
-  (``x`` ``[N, S, F]``) and whether the running prediction there is the
-  final one (``agree`` ``[N, S]``), from ``TNet.running``. ``schedule``:
-  ``call_adaptive``'s ``group`` and ``first``."""
+def running_outputs(network, dataset, max_locations: int) -> list[dict]:
+  """``TNet.running`` of every batch of ``dataset`` (tensors)."""
   running = tf.function(lambda x: network.running(x, max_locations))
+  return [running(images) for images, _ in dataset]
+
+
+def statistics(outputs: Sequence[dict],
+               schedule: Optional[dict] = None) -> dict:
+  """The halting statistics of every decision point of the images of
+  ``running_outputs`` (``x`` ``[N, S, F]``) and whether the running
+  prediction there is the final one (``agree`` ``[N, S]``). ``schedule``:
+  ``call_adaptive``'s ``group`` and ``first``."""
   xs, agree = [], []
-  for images, _ in dataset:
-    out = running(images)
+  for out in outputs:
     x, points = halting_lib.trace(out["logits"], out["cell_logits"],
                                   out["cell_probs"], **(schedule or {}))
     pred = np.argmax(out["logits"].numpy(), -1)
@@ -138,6 +143,17 @@ def save_halting(module: halting_lib.HaltingModule, run_dir: str,
   return path
 
 
+def halting_of(loaded) -> Optional[halting_lib.HaltingModule]:
+  """The fitted halting module of a loaded run (``runs.load``), checked
+  against its checkpoint and weights (hashed only when there is one);
+  ``None`` if it has none."""
+  if not os.path.isfile(os.path.join(loaded.run_dir, HALTING_DIR,
+                                     "halting.json")):
+    return None
+  return load_halting(loaded.run_dir, loaded.checkpoint,
+                      weights_digest(loaded))
+
+
 def load_halting(run_dir: str, checkpoint: str,
                  digest: Optional[str] = None
                  ) -> Optional[halting_lib.HaltingModule]:
@@ -180,36 +196,19 @@ def evaluate(network, dataset, max_locations: int,
              ) -> list[dict]:
   """Accuracy and mean locations of fixed k = 0 … max_locations and of
   each rule's thresholds (``{rule: [threshold, ...]}``), over ``dataset``
-  (batches ``(images, labels)``), through ``TNet.call_adaptive`` itself."""
-  fixed = {k: tf.function(lambda x, k=k: network(
-      x, training=False, locations=[k])["logits"])
-           for k in range(max_locations + 1)}
-  adaptive = {rule: tf.function(lambda x, t, rule=rule: network.call_adaptive(
-      x, t, max_locations, rule=rule, halting=halting, **(schedule or {})))
-              for rule in thresholds}
-  rows = ([{"threshold": None, "k": k, "rule": None, "correct": 0,
-            "locations": 0} for k in fixed] +
-          [{"threshold": float(t), "k": None, "rule": rule, "correct": 0,
-            "locations": 0}
-           for rule, values in thresholds.items() for t in values])
-  seen = 0
-  for images, labels in dataset:
-    labels = labels.numpy().reshape(-1)
-    seen += len(labels)
-    for row in rows:
-      if row["threshold"] is None:
-        logits = fixed[row["k"]](images).numpy()
-        row["locations"] += row["k"] * len(labels)
-      else:
-        out = adaptive[row["rule"]](images, tf.constant(row["threshold"]))
-        logits = out["logits"].numpy()
-        row["locations"] += int(out["num_locations"].numpy().sum())
-      row["correct"] += int((np.argmax(logits, -1) == labels).sum())
-  for row in rows:
-    row["accuracy"] = row.pop("correct") / max(seen, 1)
-    row["mean_locations"] = row.pop("locations") / max(seen, 1)
-    row["examples"] = seen
-  return rows
+  (batches ``(images, labels)``) in one pass, through
+  ``TNet.call_adaptive`` itself (``tnet_tf.evaluation.evaluate``)."""
+  cases = [{"threshold": float(t), "max_locations": max_locations,
+            "rule": rule, "halting": halting, **(schedule or {})}
+           for rule, values in thresholds.items() for t in values]
+  fixed, adaptive = evaluation.evaluate(
+      network, dataset, [(k,) for k in range(max_locations + 1)], cases)
+  return ([{"threshold": None, "k": k, "rule": None,
+            "accuracy": row["top1"], "mean_locations": float(k),
+            "examples": row["examples"]} for k, row in enumerate(fixed)] +
+          [{"threshold": row["threshold"], "k": None, "rule": row["rule"],
+            "accuracy": row["top1"], "mean_locations": row["mean_locations"],
+            "examples": row["examples"]} for row in adaptive])
 
 
 def timing_cases(network, images: np.ndarray, rows: list[dict],
@@ -218,26 +217,27 @@ def timing_cases(network, images: np.ndarray, rows: list[dict],
                  ) -> dict:
   """``profile.time_interleaved`` cases of every row at batch 1 and 8 on
   the same images, keyed ``(row index, batch)``."""
+  chunks = {batch: [tf.constant(images[s:s + batch])
+                    for s in range(0, len(images) - batch + 1, batch)]
+            for batch in (1, 8)}
   adaptive = {}
   cases = {}
   for i, row in enumerate(rows):
     rule = row["rule"]
-    if rule is not None and rule not in adaptive:
-      adaptive[rule] = tf.function(lambda x, t, rule=rule: (
-          network.call_adaptive(x, t, max_locations, rule=rule,
-                                halting=halting,
-                                **(schedule or {}))["logits"]))
-    for batch in (1, 8):
-      chunks = [tf.constant(images[s:s + batch])
-                for s in range(0, len(images) - batch + 1, batch)]
-      if row["threshold"] is None:
-        fn = tf.function(lambda x, k=row["k"]: network(
-            x, training=False, locations=[k])["logits"])
-        run = lambda xs, fn=fn: [fn(x) for x in xs]
-      else:
-        t = tf.constant(row["threshold"])
-        run = lambda xs, t=t, fn=adaptive[rule]: [fn(x, t) for x in xs]
-      cases[(i, batch)] = (run, chunks, batch * len(chunks))
+    if row["threshold"] is None:
+      fn = tf.function(lambda x, k=row["k"]: network(
+          x, training=False, locations=[k])["logits"])
+      run = lambda xs, fn=fn: [fn(x) for x in xs]
+    else:
+      if rule not in adaptive:
+        adaptive[rule] = tf.function(lambda x, t, rule=rule: (
+            network.call_adaptive(x, t, max_locations, rule=rule,
+                                  halting=halting,
+                                  **(schedule or {}))["logits"]))
+      t = tf.constant(row["threshold"])
+      run = lambda xs, t=t, fn=adaptive[rule]: [fn(x, t) for x in xs]
+    for batch, xs in chunks.items():
+      cases[(i, batch)] = (run, xs, batch * len(xs))
   return cases
 
 
@@ -418,21 +418,20 @@ class Setup:
     self.halting = None
     if "learned" in self.thresholds:
       if not flags_.fit_halting:
-        self.halting = load_halting(loaded.run_dir, loaded.checkpoint,
-                                    weights_digest(loaded))
+        self.halting = halting_of(loaded)
       if self.halting is None:
         say(f"fitting the halting module on {flags_.halting_examples} "
             f"images of split {flags_.halting_split!r}")
         fitting = data_lib.build(flags_.halting_split, cfg).take(
             flags_.halting_examples).batch(flags_.batch_size)
+        outputs = running_outputs(network, fitting, self.k)
         if first == "auto":
-          every = collect(network, fitting, self.k)
-          self.schedule["first"] = auto_first(every["agree"].mean(0),
-                                              flags_.first_agreement)
+          every = statistics(outputs)["agree"].mean(0)
+          self.schedule["first"] = auto_first(every, flags_.first_agreement)
           say(f"--first=auto: {self.schedule['first']} cells (agreement "
               f"with the final prediction by cells read: "
-              f"{np.round(every['agree'].mean(0), 3).tolist()})")
-        data = collect(network, fitting, self.k, self.schedule)
+              f"{np.round(every, 3).tolist()})")
+        data = statistics(outputs, self.schedule)
         self.halting, fit = fit_halting(data, self.schedule, self.k,
                                         say=say)
         path = save_halting(self.halting, loaded.run_dir, loaded.checkpoint,

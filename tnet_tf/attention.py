@@ -118,10 +118,8 @@ def collect(model, dataset: tf.data.Dataset, locations: Sequence[int],
   num_levels = len(locations) + 1
   network = getattr(model, "network", model)
   adaptive = None if threshold is None else tf.function(
-      lambda x: network.call_adaptive(
-          x, threshold, locations[0],
-          rule="learned" if halting is not None else "max_probability",
-          halting=halting, **halting_lib.schedule_of(halting)))
+      lambda x: network.call_adaptive(x, threshold, locations[0],
+                                      **halting_lib.call_options(halting)))
   for images, labels in dataset:
     record = (model(images, training=False, locations=locations)
               if adaptive is None else adaptive(images))
@@ -241,8 +239,7 @@ def main(argv) -> None:
       if model.levels != 2:
         raise ValueError("--threshold needs a two-level TNet")
       from tnet_tf import adaptive
-      halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint,
-                                      adaptive.weights_digest(loaded))
+      halting = adaptive.halting_of(loaded)
       if halting is not None and not f.locations:  # the cells it was fit for
         locations = (halting.max_locations,)
     rows = collect(model, dataset, locations, f.max_examples,

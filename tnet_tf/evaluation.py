@@ -22,38 +22,44 @@ def _counts(logits, labels):
   return tf.stack([top1, top5, ce, tf.cast(tf.size(labels), tf.float32)])
 
 
-def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
-                          settings: Sequence[Sequence[int]] = ((),),
-                          strategy: Optional[tf.distribute.Strategy] = None,
-                          ) -> list[dict]:
-  """Top-1, top-5 and cross-entropy for each locations setting, in one pass.
+def evaluate(model: keras.Model, dataset: tf.data.Dataset,
+             settings: Sequence[Sequence[int]] = (),
+             adaptive: Sequence[dict] = (),
+             strategy: Optional[tf.distribute.Strategy] = None,
+             ) -> tuple[list[dict], list[dict]]:
+  """Fixed locations ``settings`` and ``adaptive`` cases, all in one pass
+  over ``dataset`` (batches ``(images, labels)``, each batch classified
+  once per case).
 
   ``model`` is a task or a TNet: ``model(images, locations=...)`` returns a
-  record with ``logits``. ``dataset`` yields batches ``(images, labels)``;
-  each batch is classified once per setting. Returns one dict per setting:
-  ``locations``, ``total_locations``, ``top1``, ``top5``, ``loss``,
-  ``examples``.
+  record with ``logits``. An adaptive case is a dict of
+  ``TNet.call_adaptive``'s arguments — ``threshold``, ``max_locations``
+  and optionally ``rule``, ``halting``, ``group``, ``first`` — run on the
+  TNet (the task's ``network``). Returns the fixed rows (``locations``,
+  ``total_locations``, ``top1``, ``top5``, ``loss``, ``examples``) and the
+  adaptive rows (``threshold``, ``max_locations``, ``rule``,
+  ``mean_locations``, ``top1``, ``top5``, ``loss``, ``examples``).
   """
   strategy = strategy or tf.distribute.get_strategy()
   settings = [tuple(int(k) for k in s) for s in settings]
+  network = getattr(model, "network", model)
 
-  def make_step(locs):
+  def fixed(locs):
     def replica_fn(images, labels):
       logits = model(images, training=False, locations=locs)["logits"]
       return _counts(logits, labels)
+    return replica_fn
 
-    @tf.function(reduce_retracing=True)
-    def step(batch):
-      per_replica = strategy.run(replica_fn, args=batch[:2])
-      return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
-                             axis=None)
-    return step
+  def stopping(case):
+    def replica_fn(images, labels):
+      out = network.call_adaptive(images, **case)
+      return tf.concat([_counts(out["logits"], labels), [tf.cast(
+          tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
+    return replica_fn
 
-  steps = [make_step(s) for s in settings]
-  totals = np.zeros([len(settings), 4])
-  for batch in strategy.experimental_distribute_dataset(dataset):
-    for i, step in enumerate(steps):
-      totals[i] += step(batch).numpy()
+  cases = [dict(case, threshold=float(case["threshold"])) for case in adaptive]
+  totals = _sum_over(dataset, [(fixed(s), 4) for s in settings] +
+                     [(stopping(case), 5) for case in cases], strategy)
   rows = []
   for locs, (top1, top5, ce, n) in zip(settings, totals):
     n = max(n, 1.0)
@@ -61,26 +67,34 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
                  "total_locations": total_locations(locs),
                  "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
                  "examples": int(n)})
-  return rows
+  adaptive_rows = []
+  for case, (top1, top5, ce, n, cells) in zip(cases, totals[len(settings):]):
+    n = max(n, 1.0)
+    adaptive_rows.append({
+        "threshold": case["threshold"],
+        "max_locations": int(case["max_locations"]),
+        "rule": case.get("rule", "max_probability"),
+        "mean_locations": cells / n, "top1": top1 / n, "top5": top5 / n,
+        "loss": ce / n, "examples": int(n)})
+  return rows, adaptive_rows
 
 
-def evaluate_adaptive(model: keras.Model, dataset: tf.data.Dataset,
-                      thresholds: Sequence[float], max_locations: int,
-                      strategy: Optional[tf.distribute.Strategy] = None
-                      ) -> list[dict]:
-  """Top-1, top-5, cross-entropy and mean cells read of adaptive attention
-  (``TNet.call_adaptive``, the top-probability rule, at most
-  ``max_locations`` cells) at each threshold, in one pass. ``model``: a
-  two-level TNet or a task holding one (``network``)."""
-  strategy = strategy or tf.distribute.get_strategy()
-  network = getattr(model, "network", model)
+def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
+                          settings: Sequence[Sequence[int]] = ((),),
+                          strategy: Optional[tf.distribute.Strategy] = None,
+                          ) -> list[dict]:
+  """Top-1, top-5 and cross-entropy for each locations setting, in one pass
+  (``evaluate``'s fixed rows)."""
+  return evaluate(model, dataset, settings, (), strategy)[0]
 
-  def make_step(threshold):
-    def replica_fn(images, labels):
-      out = network.call_adaptive(images, threshold, max_locations)
-      return tf.concat([_counts(out["logits"], labels), [tf.cast(
-          tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
 
+def _sum_over(dataset: tf.data.Dataset, cases: Sequence[tuple],
+              strategy: tf.distribute.Strategy) -> list[np.ndarray]:
+  """Per case ``(replica_fn, width)`` — ``replica_fn(images, labels)``
+  gives a vector of ``width`` sums — its sum over the replicas and the
+  batches of ``dataset``, in one pass."""
+
+  def step_of(replica_fn):
     @tf.function(reduce_retracing=True)
     def step(batch):
       per_replica = strategy.run(replica_fn, args=batch[:2])
@@ -88,15 +102,9 @@ def evaluate_adaptive(model: keras.Model, dataset: tf.data.Dataset,
                              axis=None)
     return step
 
-  steps = [make_step(float(t)) for t in thresholds]
-  totals = np.zeros([len(steps), 5])
+  steps = [step_of(fn) for fn, _ in cases]
+  totals = [np.zeros([width]) for _, width in cases]
   for batch in strategy.experimental_distribute_dataset(dataset):
     for i, step in enumerate(steps):
       totals[i] += step(batch).numpy()
-  rows = []
-  for t, (top1, top5, ce, n, cells) in zip(thresholds, totals):
-    n = max(n, 1.0)
-    rows.append({"threshold": float(t), "max_locations": int(max_locations),
-                 "mean_locations": cells / n, "top1": top1 / n,
-                 "top5": top5 / n, "loss": ce / n, "examples": int(n)})
-  return rows
+  return totals

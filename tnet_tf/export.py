@@ -90,8 +90,7 @@ class Serving(tf.Module):
                      hasattr(network, "call_adaptive") and
                      getattr(network, "feature_weighting", None) is None)
     self.halting = halting  # tracked: its weights are in the SavedModel
-    self.adaptive_rule = "learned" if halting is not None else (
-        "max_probability")
+    self.adaptive_rule = halting_lib.call_options(halting)["rule"]
     self.adaptive_max_locations = int(
         getattr(halting, "max_locations", 0) or (
             default[0] if self.num_levels > 1 and default else 0))
@@ -138,8 +137,8 @@ class Serving(tf.Module):
     max_locations = inputs.check_location_tensor(
         tf.reshape(max_locations, [1]), cfg.levels, cfg.grid_size)[0]
     out = self._network.call_adaptive(
-        images, threshold, max_locations, rule=self.adaptive_rule,
-        halting=self.halting, **halting_lib.schedule_of(self.halting))
+        images, threshold, max_locations,
+        **halting_lib.call_options(self.halting))
     batch = tf.shape(out["logits"])[0]
     return {**self._classes(out["logits"]), "boxes": out["boxes"],
             "levels": tf.tile(out["levels"][None], [batch, 1]),
@@ -215,8 +214,7 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError("--run_dir is required")
   try:
     loaded = runs.load(flags_.run_dir, flags_.checkpoint)
-    halting = adaptive.load_halting(loaded.run_dir, loaded.checkpoint,
-                                    adaptive.weights_digest(loaded))
+    halting = adaptive.halting_of(loaded)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   output = flags_.output or os.path.join(flags_.run_dir, "saved_model")

@@ -279,11 +279,8 @@ class TNet(keras.Model):
     boxes, pos = self._children(state, idx, k, depth)
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    crops = self._crops(state, tf.reshape(boxes, [-1, 4]), box_image,
-                        depth + 1)
-    f_map, v = self._features(
-        crops, training,
-        lazy=isinstance(state["images"], region_reads.Regions))
+    f_map, v = self._encode(state, tf.reshape(boxes, [-1, 4]), box_image,
+                            depth + 1, training)
     new = (v, boxes, pos, tf.fill([children], depth),
            tf.reshape(chosen_logp, [batch, children]),
            tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
@@ -402,6 +399,13 @@ class TNet(keras.Model):
     return self.resampling.crops(state["sampling"], state["images"], boxes,
                                  box_image, r, depth)
 
+  def _encode(self, state: dict, boxes, box_image, depth: int, training):
+    """(F, V) of the regions ``boxes`` of level ``depth`` of the images
+    ``box_image``: ``_crops`` then ``_features``."""
+    crops = self._crops(state, boxes, box_image, depth)
+    return self._features(crops, training, lazy=isinstance(
+        state["images"], region_reads.Regions))
+
   def _features(self, crops, training, lazy=False):
     """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB).
     In an eager traversal of files (``lazy``: ``tnet_tf.regions``) the
@@ -476,10 +480,7 @@ class TNet(keras.Model):
   def _encode_cells(self, start: dict, boxes, rows, pos):
     """Positional feature vectors ``[M, D]`` of the cells ``boxes``
     (``[M, 4]``) of the images ``rows`` at positions ``pos``."""
-    state = start["state"]
-    crops = self._crops(state, boxes, rows, 2)
-    _, v = self._features(crops, False, lazy=isinstance(
-        state["images"], region_reads.Regions))
+    _, v = self._encode(start["state"], boxes, rows, 2, False)
     return self.positional_module([v, pos])
 
   def running(self, images, max_locations=None) -> dict:

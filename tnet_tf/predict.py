@@ -86,8 +86,7 @@ class KerasModel:
     self.channels = data_lib.channels(loaded.experiment.data)
     self.serving = export.Serving(
         loaded.task, loaded.class_names, self.channels,
-        halting=adaptive.load_halting(loaded.run_dir, loaded.checkpoint,
-                                      adaptive.weights_digest(loaded)))
+        halting=adaptive.halting_of(loaded))
     self.levels = loaded.task.levels
     self.default_locations = tuple(loaded.task.default_locations)
     self.adaptive_locations = (self.serving.adaptive_max_locations,)

@@ -32,8 +32,7 @@ from tnet_tf import runs
 from tnet_tf import tasks
 from tnet_tf.config import Experiment, TrainConfig
 from tnet_tf.data import pipeline
-from tnet_tf.evaluation import evaluate_adaptive as evaluate_adaptive_at
-from tnet_tf.evaluation import evaluate_at_locations
+from tnet_tf.evaluation import evaluate as evaluate_cases
 
 
 @dataclasses.dataclass
@@ -281,34 +280,29 @@ def train_loop(run: Run, manager: tf.train.CheckpointManager,
   return logs
 
 
-def evaluate(run: Run, step: int, callbacks: Sequence[Callback]
-             ) -> list[dict]:
-  """Top-1/top-5/loss at every requested locations setting, in one pass."""
+def evaluate(run: Run, step: int, callbacks: Sequence[Callback],
+             final: bool = False) -> tuple[list[dict], list[dict]]:
+  """Top-1/top-5/loss at every requested locations setting and, at the end
+  (``final``), adaptive attention at ``eval_thresholds`` (the
+  top-probability rule, the trained locations at most), in one pass."""
   settings = run.task.settings(run.experiment.train.eval_locations)
-  rows = evaluate_at_locations(run.task, run.eval_data, settings,
-                               run.strategy)
+  thresholds = run.experiment.train.eval_thresholds if final else ()
+  rows, adaptive_rows = evaluate_cases(
+      run.task, run.eval_data, settings,
+      [{"threshold": t, "max_locations": run.task.default_locations[0]}
+       for t in thresholds], run.strategy)
   for row in rows:
     logging.info("step %d eval locations=%s top1=%.4f top5=%.4f loss=%.4f",
                  step, row["locations"], row["top1"], row["top5"],
                  row["loss"])
-  for callback in callbacks:
-    callback.on_evaluate(step, rows, run)
-  return rows
-
-
-def evaluate_adaptive(run: Run, step: int) -> list[dict]:
-  """Adaptive attention at ``eval_thresholds`` (none: no rows)."""
-  thresholds = run.experiment.train.eval_thresholds
-  if not thresholds:
-    return []
-  rows = evaluate_adaptive_at(run.task, run.eval_data, thresholds,
-                              run.task.default_locations[0], run.strategy)
-  for row in rows:
+  for row in adaptive_rows:
     logging.info("step %d eval adaptive threshold=%g mean_locations=%.2f "
                  "top1=%.4f top5=%.4f loss=%.4f", step, row["threshold"],
                  row["mean_locations"], row["top1"], row["top5"],
                  row["loss"])
-  return rows
+  for callback in callbacks:
+    callback.on_evaluate(step, rows, run)
+  return rows, adaptive_rows
 
 
 def write_summary(run: Run, step: int, logs: dict, rows: list[dict],
@@ -398,8 +392,8 @@ def train_and_evaluate(
     logs = (train_loop(run, manager, step_var, callbacks)
             if experiment.mode == "train" else {})
     step = int(step_var.numpy())
-    summary = write_summary(run, step, logs, evaluate(run, step, callbacks),
-                            evaluate_adaptive(run, step))
+    summary = write_summary(run, step, logs,
+                            *evaluate(run, step, callbacks, final=True))
     if scratch:
       shutil.rmtree(scratch, ignore_errors=True)
     for callback in callbacks:

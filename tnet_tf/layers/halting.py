@@ -147,9 +147,16 @@ class HaltingModule(keras.layers.Layer):
             "first": self.first}
 
 
-def schedule_of(module) -> dict:
+def schedule_of(module: HaltingModule) -> dict:
   """The ``group`` / ``first`` of ``TNet.call_adaptive`` a halting module
-  was fitted for (``{}`` for none: the defaults)."""
-  if module is None:
-    return {}
+  was fitted for."""
   return {"group": module.group, "first": module.first}
+
+
+def call_options(module) -> dict:
+  """``TNet.call_adaptive``'s ``rule``, ``halting`` and schedule for an
+  optional fitted module: the learned rule on the schedule it was fitted
+  for, or (``None``) the top-probability rule."""
+  if module is None:
+    return {"rule": "max_probability", "halting": None}
+  return {"rule": "learned", "halting": module, **schedule_of(module)}
