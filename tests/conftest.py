@@ -11,9 +11,15 @@ from tnet_tf.model import TNet  # noqa: E402
 
 
 def tiny_config(**overrides) -> ModelConfig:
-  """A 3-level TNet on the tiny CNN: r=32, 3×3 grid, c=0.5, 128² inputs."""
+  """A 3-level TNet on the tiny CNN: r=32, 3×3 grid, c=0.5, 128² inputs.
+
+  Plain batch norm (not the tiny CNN's default, batch renormalisation,
+  whose training-mode output moves with its statistics at every call): the
+  tests of TNet's machinery compare training-mode passes with each other.
+  """
   base = dict(backbone="tiny_cnn", num_classes=5, base_resolution=32,
-              grid_size=3, cell_fraction=0.5, levels=3, locations=(2, 1))
+              grid_size=3, cell_fraction=0.5, levels=3, locations=(2, 1),
+              backbone_kwargs={"norm": "batch"})
   base.update(overrides)
   return ModelConfig(**base)
 

@@ -45,3 +45,24 @@ def test_policy_line_warns_that_greedy_selection_follows_the_ranking():
   peaked = callbacks.policy_line({"top_probability": 0.9, "entropy": 0.5},
                                  256, True, greedy=True)
   assert "greedy" not in peaked
+
+
+def test_inference_line_names_the_gap_it_sees():
+  assert callbacks.inference_line({"top1": 0.9}) is None  # no check yet
+  agree = callbacks.inference_line(
+      {"top1": 0.90, "heldout_top1": 0.85, "train_images_top1": 0.92})
+  assert agree.startswith("inference check: held-out 85.0%, training "
+                          "images 92.0% (inference mode) vs 90.0%")
+  assert "WARNING" not in agree
+  # the training images right in training mode only: the batch
+  batch = callbacks.inference_line(
+      {"top1": 0.90, "heldout_top1": 0.55, "train_images_top1": 0.56})
+  assert "leans on its training batch" in batch
+  # right on its own training images only: memorisation
+  memo = callbacks.inference_line(
+      {"top1": 0.90, "heldout_top1": 0.53, "train_images_top1": 0.97})
+  assert "memorises its training images" in memo
+  # a gap of at most MONITOR_GAP is noise of 128 images, not a warning
+  edge = callbacks.inference_line(
+      {"top1": 0.80, "heldout_top1": 0.66, "train_images_top1": 0.80})
+  assert "WARNING" not in edge

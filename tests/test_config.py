@@ -26,7 +26,8 @@ def test_record_round_trip_through_json():
   record = json.loads(json.dumps(experiment.to_record()))
   again = Experiment.from_record(record)
   assert again == experiment
-  assert again.model.backbone_kwargs == {"widths": (16, 32, 48, 64)}
+  assert again.model.backbone_kwargs == {"widths": (16, 32, 48, 64),
+                                         "norm": "renorm"}
   assert again.train.eval_locations == ((), (1,), (3,))
 
 
@@ -55,3 +56,35 @@ def test_old_records_and_bad_values():
     _experiment().replace(kind="cnn")
   with pytest.raises(ValueError, match="mode must be one of"):
     _experiment().replace(mode="serve")
+
+
+def test_a_decay_without_the_step_schedule_is_refused():
+  """A decay the constant schedule would ignore (--lr_decay_fractions
+  alone once trained the whole run at the first rate) is an error."""
+  with pytest.raises(ValueError, match="lr_schedule='step' only"):
+    TrainConfig(lr_decay_steps=(640,))
+  with pytest.raises(ValueError, match="needs lr_decay_steps"):
+    TrainConfig(lr_schedule="step")
+  assert TrainConfig(lr_schedule="step",
+                     lr_decay_steps=(640,)).lr_decay_steps == (640,)
+
+
+def test_the_small_cnn_norm_is_written_into_the_record():
+  """The small CNN's normalisation is part of every record, so a default
+  that changes (batch norm → batch renormalisation, issue 24) does not
+  change what an earlier run directory rebuilds."""
+  from tnet_tf.config import ModelConfig
+  new = ModelConfig(backbone="tiny_cnn", num_classes=3)
+  assert new.backbone_kwargs["norm"] == "renorm"
+  assert ModelConfig(backbone="tiny_cnn", num_classes=3, backbone_kwargs={
+      "norm": "batch"}).backbone_kwargs["norm"] == "batch"
+  exp = Experiment(model=new)
+  record = json.loads(json.dumps(exp.to_record()))
+  assert Experiment.from_record(record).model.backbone_kwargs["norm"] == (
+      "renorm")
+  del record["model"]["backbone_kwargs"]["norm"]  # written before issue 24
+  assert Experiment.from_record(record).model.backbone_kwargs["norm"] == (
+      "batch")
+  record["model"]["backbone_kwargs"]["batch_norm"] = False
+  assert Experiment.from_record(record).model.backbone_kwargs["norm"] == (
+      "none")

@@ -87,3 +87,39 @@ def test_eval_mode_needs_a_checkpoint(tmp_path):
   assert os.path.exists(os.path.join(run_dir, "eval_validation.json"))
   with open(os.path.join(run_dir, "config.json")) as fh:
     assert json.load(fh)["train"]["train_steps"] == 2  # not rewritten
+
+
+def test_the_monitor_checks_held_out_and_training_images_in_inference(
+    tmp_path):
+  """Every ``monitor_every`` steps the logs carry top-1 in inference mode
+  on the first ``monitor_examples`` held-out and training images: the
+  numbers ``evaluate`` gives for those images with the same weights."""
+  from tnet_tf import data as data_lib
+  from tnet_tf.evaluation import evaluate_at_locations
+  recorder = _Recorder()
+  logged = []
+
+  class Logs(trainer.Callback):
+    def on_log(self, step, logs, run):
+      logged.append((step, dict(logs)))
+
+  experiment = _experiment(monitor_examples=6, monitor_every=2)
+  _, task = trainer.train_and_evaluate(experiment, str(tmp_path / "run"),
+                                       [recorder, Logs()])
+  step, logs = logged[-1]
+  assert step == 4
+  for key, split in (("heldout_top1", "validation"),
+                     ("train_images_top1", "train")):
+    images = data_lib.build(split, experiment.data).take(6).batch(4)
+    row = evaluate_at_locations(task, images, [task.default_locations])[0]
+    assert row["examples"] == 6
+    assert logs[key] == pytest.approx(row["top1"])
+  quiet = []
+
+  class Quiet(trainer.Callback):
+    def on_log(self, step, logs, run):
+      quiet.append(logs)
+
+  trainer.train_and_evaluate(_experiment(monitor_examples=0, train_steps=2),
+                             str(tmp_path / "off"), [Quiet()])
+  assert "heldout_top1" not in quiet[-1]

@@ -59,6 +59,34 @@ def policy_line(logs: dict, cells: int, learned_scale: bool = False,
               if greedy and progress < 0.5 else ""))
 
 
+# points between two accuracies that the progress line calls a gap
+MONITOR_GAP = 0.15
+
+
+def inference_line(logs: dict, gap: float = MONITOR_GAP) -> str | None:
+  """One line on whether the model holds up in inference: the trainer's
+  monitor (``heldout_top1``, ``train_images_top1``: inference mode) beside
+  the training accuracy ``top1`` (training mode, augmented images). None
+  before the first check."""
+  if "heldout_top1" not in logs:
+    return None
+  held, seen, training = (logs["heldout_top1"], logs["train_images_top1"],
+                          logs["top1"])
+  line = (f"inference check: held-out {100 * held:.1f}%, training images "
+          f"{100 * seen:.1f}% (inference mode) vs {100 * training:.1f}% "
+          "while training")
+  if training - seen > gap:
+    return line + (" — WARNING: the model leans on its training batch: "
+                   "in inference mode (running statistics) it misses "
+                   "what it gets right in training mode; expect the "
+                   "held-out figure, not the training one")
+  if seen - held > gap:
+    return line + (" — WARNING: the model memorises its training images: "
+                   "expect the held-out figure, not the training one "
+                   "(more images, augmentation or fewer steps help)")
+  return line
+
+
 class ProgressBar(Callback):
   """Keras' progress bar over the training steps, and a line on the
   attention policy."""
@@ -67,11 +95,15 @@ class ProgressBar(Callback):
     self._bar = keras.utils.Progbar(
         run.experiment.train.train_steps, interval=5.0,
         stateful_metrics=[m.name for m in run.task.metrics] + [
-            "learning_rate", "steps_per_second", "skipped_images"])
+            "learning_rate", "steps_per_second", "skipped_images",
+            "heldout_top1", "train_images_top1"])
 
   def on_log(self, step, logs, run):
     self._bar.update(step, list(logs.items()),
                      finalize=step == run.experiment.train.train_steps)
+    line = inference_line(logs)
+    if line:
+      print("\n" + line, flush=True)
     if run.task.levels > 1 and "top_probability" in logs:
       cfg = run.task.config
       print("\n" + policy_line(logs, cfg.grid_size ** 2,

@@ -56,6 +56,12 @@ class ModelConfig:
     if self.input_size is not None:
       self.input_size = tuple(int(s) for s in self.input_size)
     self.backbone_kwargs = _tuples(dict(self.backbone_kwargs))
+    if (self.backbone == "tiny_cnn" and "norm" not in self.backbone_kwargs
+        and self.backbone_kwargs.get("batch_norm", True)):
+      # the record names the normalisation the model was built with, so a
+      # later change of the default cannot change a recorded model
+      from tnet_tf.backbones.tiny import DEFAULT_NORM
+      self.backbone_kwargs["norm"] = DEFAULT_NORM
     self.validate()
 
   def validate(self) -> None:
@@ -213,6 +219,11 @@ class TrainConfig:
   checkpoint_every: int = 100
   log_every: int = 10
   eval_every: int = 0  # 0: evaluate at the end only
+  # while training, every ``monitor_every`` steps: accuracy in inference
+  # mode on this many held-out (evaluation split) and training images,
+  # beside the training accuracy (0: off)
+  monitor_examples: int = 128
+  monitor_every: int = 100
   eval_locations: tuple[tuple[int, ...], ...] = ()  # () = the config's
   # adaptive attention evaluated too (two-level TNets): each image stops
   # once its top probability reaches a threshold (summary's
@@ -246,15 +257,23 @@ class TrainConfig:
         raise ValueError(f"{name} must be one of {list(allowed)}, got "
                          f"{getattr(self, name)!r}")
     for name in ("batch_size", "train_steps", "checkpoint_every",
-                 "log_every"):
+                 "log_every", "monitor_every"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.monitor_examples < 0:
+      raise ValueError(f"monitor_examples must be >= 0, got "
+                       f"{self.monitor_examples}")
     unknown = set(self.summaries) - {"weights", "gradients"}
     if unknown:
       raise ValueError(f"summaries must be among ['weights', 'gradients'], "
                        f"got {sorted(unknown)}")
     if self.lr_schedule == "step" and not self.lr_decay_steps:
       raise ValueError("lr_schedule='step' needs lr_decay_steps")
+    if self.lr_decay_steps and self.lr_schedule != "step":
+      # a decay that would silently not happen (--lr_decay_fractions alone)
+      raise ValueError(f"lr_decay_steps {list(self.lr_decay_steps)} are "
+                       f"used by lr_schedule='step' only, got "
+                       f"{self.lr_schedule!r} (add --lr_schedule=step)")
 
 
 @dataclasses.dataclass
@@ -296,6 +315,11 @@ class LossConfig:
   # its temperature
   location_target: float = 0.0
   location_target_temperature: float = 0.25
+  # cells attended per level in a training step: the configured
+  # ``locations`` ("fixed", the authors'), or a number drawn uniformly from
+  # 1 … twice the configured one at every step ("drawn": the readout and
+  # the classifier meet every count inference may ask for)
+  train_locations: str = "fixed"
 
   def __post_init__(self):
     for name in ("lambda_c", "lambda_r", "baseline_decay"):
@@ -313,7 +337,8 @@ class LossConfig:
       raise ValueError(f"l2_rule must be 'authors' or 'kernels', got "
                        f"{self.l2_rule!r}")
     choices = {"reward": ("correct", "probability"),
-               "location_baseline": ("ema", "image")}
+               "location_baseline": ("ema", "image"),
+               "train_locations": ("fixed", "drawn")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got "
@@ -377,7 +402,15 @@ class Experiment:
     take their defaults; fields no longer known are dropped)."""
     if "model" not in record:
       raise ValueError("not an experiment record: it has no 'model' entry")
-    return cls(model=_from_dict(ModelConfig, record["model"]),
+    model = dict(record["model"])
+    if model.get("backbone") == "tiny_cnn":
+      kwargs = dict(model.get("backbone_kwargs") or {})
+      # records written before issue 24 leave the small CNN's norm to its
+      # default of the time, plain batch norm
+      kwargs.setdefault("norm", "batch" if kwargs.get("batch_norm", True)
+                        else "none")
+      model["backbone_kwargs"] = kwargs
+    return cls(model=_from_dict(ModelConfig, model),
                data=_from_dict(DataConfig, record.get("data", {})),
                train=_from_dict(TrainConfig, record.get("train", {})),
                loss=_from_dict(LossConfig, record.get("loss", {})),

@@ -22,61 +22,84 @@ def _counts(logits, labels):
   return tf.stack([top1, top5, ce, tf.cast(tf.size(labels), tf.float32)])
 
 
-def evaluate(model: keras.Model, dataset: tf.data.Dataset,
-             settings: Sequence[Sequence[int]] = (),
-             adaptive: Sequence[dict] = (),
-             strategy: Optional[tf.distribute.Strategy] = None,
-             ) -> tuple[list[dict], list[dict]]:
-  """Fixed locations ``settings`` and ``adaptive`` cases, all in one pass
-  over ``dataset`` (batches ``(images, labels)``, each batch classified
-  once per case).
+class Evaluator:
+  """Fixed locations ``settings`` and ``adaptive`` cases of ``model``,
+  summed in one pass over a dataset (batches ``(images, labels)``, each
+  batch classified once per case); the step functions are traced once, so
+  one evaluator serves repeated passes (the trainer's monitor).
 
   ``model`` is a task or a TNet: ``model(images, locations=...)`` returns a
   record with ``logits``. An adaptive case is a dict of
   ``TNet.call_adaptive``'s arguments — ``threshold``, ``max_locations``
   and optionally ``rule``, ``halting``, ``group``, ``first`` — run on the
-  TNet (the task's ``network``). Returns the fixed rows (``locations``,
-  ``total_locations``, ``top1``, ``top5``, ``loss``, ``examples``) and the
-  adaptive rows (``threshold``, ``max_locations``, ``rule``,
-  ``mean_locations``, ``top1``, ``top5``, ``loss``, ``examples``).
+  TNet (the task's ``network``). A call returns the fixed rows
+  (``locations``, ``total_locations``, ``top1``, ``top5``, ``loss``,
+  ``examples``) and the adaptive rows (``threshold``, ``max_locations``,
+  ``rule``, ``mean_locations``, ``top1``, ``top5``, ``loss``,
+  ``examples``).
   """
-  strategy = strategy or tf.distribute.get_strategy()
-  settings = [tuple(int(k) for k in s) for s in settings]
-  network = getattr(model, "network", model)
 
-  def fixed(locs):
-    def replica_fn(images, labels):
-      logits = model(images, training=False, locations=locs)["logits"]
-      return _counts(logits, labels)
-    return replica_fn
+  def __init__(self, model: keras.Model,
+               settings: Sequence[Sequence[int]] = (),
+               adaptive: Sequence[dict] = (),
+               strategy: Optional[tf.distribute.Strategy] = None):
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.settings = [tuple(int(k) for k in s) for s in settings]
+    self.cases = [dict(case, threshold=float(case["threshold"]))
+                  for case in adaptive]
+    network = getattr(model, "network", model)
 
-  def stopping(case):
-    def replica_fn(images, labels):
-      out = network.call_adaptive(images, **case)
-      return tf.concat([_counts(out["logits"], labels), [tf.cast(
-          tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
-    return replica_fn
+    def fixed(locs):
+      def replica_fn(images, labels):
+        logits = model(images, training=False, locations=locs)["logits"]
+        return _counts(logits, labels)
+      return replica_fn
 
-  cases = [dict(case, threshold=float(case["threshold"])) for case in adaptive]
-  totals = _sum_over(dataset, [(fixed(s), 4) for s in settings] +
-                     [(stopping(case), 5) for case in cases], strategy)
-  rows = []
-  for locs, (top1, top5, ce, n) in zip(settings, totals):
-    n = max(n, 1.0)
-    rows.append({"locations": list(locs),
-                 "total_locations": total_locations(locs),
-                 "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
-                 "examples": int(n)})
-  adaptive_rows = []
-  for case, (top1, top5, ce, n, cells) in zip(cases, totals[len(settings):]):
-    n = max(n, 1.0)
-    adaptive_rows.append({
-        "threshold": case["threshold"],
-        "max_locations": int(case["max_locations"]),
-        "rule": case.get("rule", "max_probability"),
-        "mean_locations": cells / n, "top1": top1 / n, "top5": top5 / n,
-        "loss": ce / n, "examples": int(n)})
-  return rows, adaptive_rows
+    def stopping(case):
+      def replica_fn(images, labels):
+        out = network.call_adaptive(images, **case)
+        return tf.concat([_counts(out["logits"], labels), [tf.cast(
+            tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
+      return replica_fn
+
+    self._cases = ([(_step(fixed(s), self.strategy), 4)
+                    for s in self.settings] +
+                   [(_step(stopping(case), self.strategy), 5)
+                    for case in self.cases])
+
+  def __call__(self, dataset: tf.data.Dataset
+               ) -> tuple[list[dict], list[dict]]:
+    totals = [np.zeros([width]) for _, width in self._cases]
+    for batch in self.strategy.experimental_distribute_dataset(dataset):
+      for i, (step, _) in enumerate(self._cases):
+        totals[i] += step(batch).numpy()
+    rows = []
+    for locs, (top1, top5, ce, n) in zip(self.settings, totals):
+      n = max(n, 1.0)
+      rows.append({"locations": list(locs),
+                   "total_locations": total_locations(locs),
+                   "top1": top1 / n, "top5": top5 / n, "loss": ce / n,
+                   "examples": int(n)})
+    adaptive_rows = []
+    for case, (top1, top5, ce, n, cells) in zip(
+        self.cases, totals[len(self.settings):]):
+      n = max(n, 1.0)
+      adaptive_rows.append({
+          "threshold": case["threshold"],
+          "max_locations": int(case["max_locations"]),
+          "rule": case.get("rule", "max_probability"),
+          "mean_locations": cells / n, "top1": top1 / n, "top5": top5 / n,
+          "loss": ce / n, "examples": int(n)})
+    return rows, adaptive_rows
+
+
+def evaluate(model: keras.Model, dataset: tf.data.Dataset,
+             settings: Sequence[Sequence[int]] = (),
+             adaptive: Sequence[dict] = (),
+             strategy: Optional[tf.distribute.Strategy] = None,
+             ) -> tuple[list[dict], list[dict]]:
+  """One pass of an ``Evaluator`` over ``dataset``."""
+  return Evaluator(model, settings, adaptive, strategy)(dataset)
 
 
 def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
@@ -88,23 +111,12 @@ def evaluate_at_locations(model: keras.Model, dataset: tf.data.Dataset,
   return evaluate(model, dataset, settings, (), strategy)[0]
 
 
-def _sum_over(dataset: tf.data.Dataset, cases: Sequence[tuple],
-              strategy: tf.distribute.Strategy) -> list[np.ndarray]:
-  """Per case ``(replica_fn, width)`` — ``replica_fn(images, labels)``
-  gives a vector of ``width`` sums — its sum over the replicas and the
-  batches of ``dataset``, in one pass."""
-
-  def step_of(replica_fn):
-    @tf.function(reduce_retracing=True)
-    def step(batch):
-      per_replica = strategy.run(replica_fn, args=batch[:2])
-      return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
-                             axis=None)
-    return step
-
-  steps = [step_of(fn) for fn, _ in cases]
-  totals = [np.zeros([width]) for _, width in cases]
-  for batch in strategy.experimental_distribute_dataset(dataset):
-    for i, step in enumerate(steps):
-      totals[i] += step(batch).numpy()
-  return totals
+def _step(replica_fn, strategy: tf.distribute.Strategy):
+  """``replica_fn(images, labels)`` (a vector of sums) on every replica of
+  a distributed batch, summed over the replicas."""
+  @tf.function(reduce_retracing=True)
+  def step(batch):
+    per_replica = strategy.run(replica_fn, args=batch[:2])
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                           axis=None)
+  return step

@@ -32,6 +32,7 @@ from tnet_tf import runs
 from tnet_tf import tasks
 from tnet_tf.config import Experiment, TrainConfig
 from tnet_tf.data import pipeline
+from tnet_tf.evaluation import Evaluator
 from tnet_tf.evaluation import evaluate as evaluate_cases
 
 
@@ -47,6 +48,10 @@ class Run:
   train_data: Optional[tf.data.Dataset] = None
   eval_data: Optional[tf.data.Dataset] = None
   picture_data: Optional[tf.data.Dataset] = None  # eval images, uncounted
+  # a few held-out and training images, cached, checked in inference mode
+  # while training (``monitor``)
+  monitor_data: dict = dataclasses.field(default_factory=dict)
+  monitor_logs: dict = dataclasses.field(default_factory=dict)
   iterator: Optional[object] = None
   train_writer: Optional[tf.summary.SummaryWriter] = None
   eval_writer: Optional[tf.summary.SummaryWriter] = None
@@ -227,6 +232,15 @@ def open_data(run: Run) -> None:
   # a few images to draw: their partial reads are not evaluation passes
   run.picture_data = data_lib.build(cfg.eval_split, cfg, counter=(
       pipeline.SkipCounter(f"{cfg.eval_split} (pictures)")))
+  count = experiment.train.monitor_examples
+  if count and experiment.mode == "train":
+    # (images as a training step gets them, unaugmented; uncounted: the
+    # counters count passes over the splits)
+    for name, split in (("heldout", cfg.eval_split),
+                        ("train_images", cfg.train_split)):
+      run.monitor_data[name] = data_lib.build(split, cfg, counter=(
+          pipeline.SkipCounter(f"{split} (monitor)"))).take(count).cache(
+          ).batch(batch)
   table = data_lib.slide_table(cfg)
   if table is not None:
     network = getattr(run.task, "network", None)
@@ -246,6 +260,22 @@ def open_data(run: Run) -> None:
 
 
 # ---------------------------------------------------------------- the loop
+MONITOR_KEYS = {"heldout": "heldout_top1",
+                "train_images": "train_images_top1"}
+
+
+def monitor(run: Run, evaluator: Evaluator) -> dict:
+  """Top-1 in inference mode (the default locations) on the cached
+  held-out and training images: ``heldout_top1`` and
+  ``train_images_top1``. Beside the training accuracy they tell a run
+  that will not hold up in inference while it trains: one that memorises
+  its training images (held-out far below training images), or one that
+  leans on its training batch (training images in inference mode far
+  below the training accuracy: batch statistics)."""
+  return {MONITOR_KEYS[name]: evaluator(data)[0][0]["top1"]
+          for name, data in run.monitor_data.items()}
+
+
 def train_loop(run: Run, manager: tf.train.CheckpointManager,
                step_var: tf.Variable, callbacks: Sequence[Callback]) -> dict:
   """Trains from the restored step to ``train_steps``; returns the metrics
@@ -253,6 +283,8 @@ def train_loop(run: Run, manager: tf.train.CheckpointManager,
   cfg = run.experiment.train
   task = run.task
   train_fn = task.make_train_function()
+  evaluator = (Evaluator(task, task.settings(), (), run.strategy)
+               if run.monitor_data else None)
   logs: dict = {}
   step, t0 = run.start_step, time.time()
   started = t0
@@ -262,8 +294,12 @@ def train_loop(run: Run, manager: tf.train.CheckpointManager,
     batch_logs = train_fn(run.iterator)
     step += 1
     step_var.assign(step)
+    if evaluator is not None and (step % cfg.monitor_every == 0 or
+                                  step == cfg.train_steps):
+      run.monitor_logs = monitor(run, evaluator)
     if step % cfg.log_every == 0 or step == cfg.train_steps:
       logs = {k: float(v) for k, v in batch_logs.items()}
+      logs.update(run.monitor_logs)
       logs["learning_rate"] = _current_lr(task.optimizer)
       logs["steps_per_second"] = cfg.log_every / max(time.time() - t0, 1e-9)
       logs["skipped_images"] = float(sum(run.skipped().values()))

@@ -143,11 +143,24 @@ def test_tiny_cnn_depth_adds_stride_one_convs_and_keeps_the_map():
     backbones.tiny_cnn_model((32, 32, 3), norm="layer")
 
 
+def test_default_norm_is_batch_renormalisation():
+  """Issue 24: the small CNN renormalises by default (plain batch norm is
+  "batch"); ``batch_norm=False`` still means none."""
+  norms = [l for l in backbones.tiny_cnn_model((16, 16, 3), (8, 16)).layers
+           if isinstance(l, keras.layers.BatchNormalization)]
+  assert len(norms) == 2 and all(l.renorm for l in norms)
+  plain = backbones.tiny_cnn_model((16, 16, 3), (8,), norm="batch")
+  assert not plain.get_layer("bn1").renorm
+  assert not [l for l in backbones.tiny_cnn_model(
+      (16, 16, 3), (8,), batch_norm=False).layers
+              if isinstance(l, keras.layers.BatchNormalization)]
+
+
 def test_frozen_batch_norm_keeps_the_loaded_statistics_in_training(tmp_path):
   """"frozen_batch" runs batch norm on the loaded statistics in training
   too: the output does not depend on the batch, and a training step leaves
   the statistics alone — plain "batch" normalises by the batch."""
-  src = backbones.tiny_cnn_model((16, 16, 3), (8,))
+  src = backbones.tiny_cnn_model((16, 16, 3), (8,), norm="batch")
   bn = src.get_layer("bn1")
   bn.set_weights([np.full([8], 1.5, np.float32), np.full([8], 0.2, np.float32),
                   np.full([8], 3.0, np.float32), np.full([8], 4.0, np.float32)])

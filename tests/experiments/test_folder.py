@@ -70,7 +70,16 @@ def test_held_out_fraction_is_stratified_and_seeded(tmp_path):
   assert a.files == b.files and a.files != c.files
   assert sorted(l for _, l in a.files["validation"]) == [0, 0, 1, 1]
   assert len(a.files["train"]) == 16
+  # the classes in turns: any prefix (the monitor's, the pictures') holds
+  # every class in proportion
+  assert [l for _, l in a.files["validation"]] == [0, 1, 0, 1]
+  assert [l for _, l in a.files["train"]][:4] == [0, 1, 0, 1]
   assert not set(a.files["train"]) & set(a.files["validation"])
+
+
+def test_classes_of_unequal_size_are_merged_by_rank():
+  merged = folder._interleaved([["a0", "a1", "a2", "a3"], ["b0", "b1"], []])
+  assert merged == ["a0", "b0", "a1", "a2", "b1", "a3"]
 
 
 def test_unfit_trees_get_clear_errors(tmp_path):
@@ -180,7 +189,7 @@ def test_a_folder_of_slides_trains_on_region_reads(tmp_path):
   assert len(table) == 12 and table.canvas == (2048, 2048)
   examples = list(data_lib.build("validation", DataConfig(
       name="folder", data_dir=root)).as_numpy_iterator())
-  assert [int(l) for _, l in examples] == [0, 0, 1, 1]
+  assert [int(l) for _, l in examples] == [0, 1, 0, 1]  # in turns
   assert all(np.ndim(i) == 0 for i, _ in examples)  # indices, not pixels
   run_dir = str(tmp_path / "run")
   result = _slide_run(root, run_dir, 3)

@@ -139,27 +139,31 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
     unreadable += bad
     ignored += skip
     slides += more
-    splits["validation"] = [(p, label[c]) for c in classes
-                            for p in val.get(c, [])]
-    splits["train"] = [(p, label[c]) for c in classes for p in train[c]]
+    splits["validation"] = _interleaved(
+        [[(p, label[c]) for p in val.get(c, [])] for c in classes])
+    splits["train"] = _interleaved(
+        [[(p, label[c]) for p in train[c]] for c in classes])
   else:
     if not 0 < val_fraction < 1:
       raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
-    splits["train"], splits["validation"] = [], []
+    kept, held_out = [], []
     for c in classes:  # stratified: every class keeps a training image
       paths = list(train[c])
       rng.shuffle(paths)
       held = min(int(round(val_fraction * len(paths))), len(paths) - 1)
-      splits["validation"] += [(p, label[c]) for p in sorted(paths[:held])]
-      splits["train"] += [(p, label[c]) for p in sorted(paths[held:])]
+      held_out.append([(p, label[c]) for p in sorted(paths[:held])])
+      kept.append([(p, label[c]) for p in sorted(paths[held:])])
+    splits["train"], splits["validation"] = (_interleaved(kept),
+                                             _interleaved(held_out))
   test_root = os.path.join(data_dir, "test")
   if train_root != data_dir and os.path.isdir(test_root):
     _, test, bad, skip, more = _class_files(test_root, classes)
     unreadable += bad
     ignored += skip
     slides += more
-    splits["test"] = [(p, label[c]) for c in classes for p in test.get(c, [])]
+    splits["test"] = _interleaved(
+        [[(p, label[c]) for p in test.get(c, [])] for c in classes])
   for path in unreadable:
     logging.warning("skipped an unreadable image file: %s", path)
   if unreadable:
@@ -174,6 +178,16 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
                  "(tnet_tf.regions), on a canvas of the largest", data_dir)
   return FolderSplits(classes, splits, tuple(unreadable), tuple(ignored),
                       slides)
+
+
+def _interleaved(per_class: list[list]) -> list:
+  """The classes' lists merged by rank (item i of a class of n at i / n):
+  any prefix of a split — the trainer's monitor, the pictures — holds
+  every class in proportion."""
+  ranked = sorted(((i / len(items), c, i)
+                   for c, items in enumerate(per_class)
+                   for i in range(len(items))))
+  return [per_class[c][i] for _, c, i in ranked]
 
 
 def listing(data_dir: str) -> tuple:

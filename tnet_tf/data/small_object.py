@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf.data.generated import GeneratedSplits
+from tnet_tf.data.generated import GeneratedSplits, line_pixels
 
 SHAPES = ("disc", "square", "triangle", "cross")
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -72,11 +72,7 @@ def draw(cfg: SmallObjectConfig, split: str, index: int):
   canvas = rng.normal(40.0, 8.0, (size, size))
   for _ in range(cfg.num_lines):  # 1 px bright segments, 1–3 objects long
     length = rng.uniform(1.0, 3.0) * side
-    angle = rng.uniform(0.0, np.pi)
-    y0, x0 = rng.uniform(0, size, 2)
-    t = np.linspace(0.0, length, int(2 * length))
-    ys = np.clip(y0 + np.sin(angle) * t, 0, size - 1).astype(int)
-    xs = np.clip(x0 + np.cos(angle) * t, 0, size - 1).astype(int)
+    ys, xs = line_pixels(rng, size, length)
     canvas[ys, xs] = rng.uniform(150.0, 255.0)
   label = int(rng.integers(cfg.num_classes))
   y, x = rng.integers(0, size - side + 1, 2)

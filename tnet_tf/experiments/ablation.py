@@ -52,7 +52,68 @@ NORMALISATION = {
         "loss": _SCAN_TARGET},
 }
 
+# the normalisation of the small CNN, with the paper's rule (batch
+# renormalisation is its default since issue 24)
+NORMS = {
+    "batch norm": {"model": {"backbone_kwargs": {"norm": "batch"}}},
+    "batch renormalisation": {"model": {"backbone_kwargs": {
+        "norm": "renorm"}}},
+}
+# every opt-in switch alone (issue 24's screen), on batch renormalisation
+_BASE = _RENORM
+SWITCHES = {
+    "batch renormalisation": {"model": _BASE},
+    "+ learned scale": {"model": {**_BASE, "location_scale": "learned"}},
+    "+ pathwise gradient": {"model": {**_BASE,
+                                      "location_gradient": "pathwise"}},
+    "+ overlap suppression": {"model": {**_BASE,
+                                        "overlap_suppression": True}},
+    "+ scan + location target": {"model": _BASE, "loss": _SCAN_TARGET},
+    "+ location target": {"model": _BASE,
+                          "loss": {"location_target": 1.0}},
+    "+ exploration": {"model": _BASE, "loss": _EXPLORE},
+    "+ probability reward": {"model": _BASE,
+                             "loss": {"reward": "probability"}},
+    "+ per-image location baseline": {
+        "model": _BASE, "loss": {"location_baseline": "image"}},
+    "+ drawn locations": {"model": _BASE,
+                          "loss": {"train_locations": "drawn"}},
+    "+ sampling (the paper's text)": {"model": {**_BASE,
+                                               "selection": "sampling"}},
+}
+
+# the combinations that paid before (issue 16, one seed), on batch
+# renormalisation
+COMBINATIONS = {
+    "batch renormalisation": {"model": _BASE},
+    "+ scan + location target": SWITCHES["+ scan + location target"],
+    "+ all together (learned scale, pathwise, scan + target)": {
+        "model": {**_BASE, "location_scale": "learned",
+                  "location_gradient": "pathwise"},
+        "loss": _SCAN_TARGET},
+}
+
+# Megapixel MNIST's recorded options (its README) and what they are
+# screened against; a 16×16 grid cannot be scanned (256 cells a canvas)
+_MM = {"model": {"location_scale": "learned",
+                 "location_gradient": "pathwise",
+                 "overlap_suppression": True},
+       "loss": {"location_target": 1.0}}
+MEGAPIXEL_MNIST = {
+    "recorded options": _MM,
+    "recorded options + drawn locations": {
+        "model": _MM["model"], "loss": {**_MM["loss"],
+                                        "train_locations": "drawn"}},
+}
+
 VARIANT_SETS = {
+    "norms": NORMS,
+    "megapixel_mnist": MEGAPIXEL_MNIST,
+    "switches": SWITCHES,
+    "combinations": COMBINATIONS,
+    "rule_switches": {k: SWITCHES[k] for k in (
+        "batch renormalisation", "+ exploration", "+ probability reward",
+        "+ per-image location baseline")},
     "policy": POLICY,
     "normalisation": NORMALISATION,
     "policy_pair": {k: POLICY[k] for k in ("the paper's rule",

@@ -120,6 +120,10 @@ def _loss_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_float("location_target", 0.0,
                      "Weight of the location module's cross-entropy against "
                      "where the per-feature classifier read the label.", **d)
+  flags.DEFINE_enum("train_locations", "fixed", ["fixed", "drawn"],
+                    "Cells per level in a training step: the configured "
+                    "--locations (the authors'), or drawn from 1 to twice "
+                    "them at every step.", **d)
   flags.DEFINE_bool("contrastive_diagonal", True,
                     "The contrastive mean counts the B diagonal pairs too "
                     "(the authors').", **d)
@@ -173,6 +177,13 @@ def _train_flags(fv: flags.FlagValues) -> None:
                        "Evaluation interval (0: at the end).", **d)
   flags.DEFINE_integer("eval_examples", 0, "Evaluate on at most this many.",
                        **d)
+  flags.DEFINE_integer("monitor_examples", 128,
+                       "While training: accuracy in inference mode on this "
+                       "many held-out and training images, beside the "
+                       "training accuracy (progress line, TensorBoard); 0: "
+                       "off.", **d)
+  flags.DEFINE_integer("monitor_every", 100,
+                       "Steps between those checks.", **d)
   flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "Optimiser.", **d)
   flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.", **d)
   flags.DEFINE_float("backbone_learning_rate", None,
@@ -274,7 +285,8 @@ def _loss_config(f: flags.FlagValues) -> LossConfig:
       l2_rule=f.l2_rule, reward=f.reward,
       location_baseline=f.location_baseline, random_steps=f.random_steps,
       anneal_steps=f.anneal_steps, scan_steps=f.scan_steps,
-      location_target=f.location_target)
+      location_target=f.location_target,
+      train_locations=f.train_locations)
 
 
 def _steps(f: flags.FlagValues, data: DataConfig
@@ -308,7 +320,8 @@ def _train_config(f: flags.FlagValues, data: DataConfig) -> TrainConfig:
   return TrainConfig(
       batch_size=f.batch_size, train_steps=train_steps,
       checkpoint_every=f.checkpoint_every, log_every=f.log_every,
-      eval_every=f.eval_every,
+      eval_every=f.eval_every, monitor_examples=f.monitor_examples,
+      monitor_every=f.monitor_every,
       eval_locations=inputs.parse_settings(f.eval_locations),
       eval_thresholds=inputs.parse_thresholds(f.eval_thresholds),
       optimizer=f.optimizer, learning_rate=f.learning_rate,
