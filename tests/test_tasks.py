@@ -43,39 +43,6 @@ def test_train_step_loss_matches_hand_computation(rng):
   assert float(logs["locations"]) == 3.0
 
 
-def test_drawn_locations_range_over_one_to_twice_the_configured(rng):
-  """``train_locations="drawn"``: each training step attends a number of
-  cells per level drawn from 1 … 2k (at most n²); evaluation keeps the
-  configured locations, and a step trains on the drawn ones."""
-  tf.random.set_seed(0)
-  model = tasks.TNetClassifier(
-      TNet(tiny_config(levels=3, locations=(3, 1), num_classes=4)),
-      losses.LossConfig(train_locations="drawn"))
-  model.compile(keras.optimizers.SGD(0.01))
-  draws = np.array([model.training_locations().numpy()
-                    for _ in range(400)])
-  assert sorted(set(draws[:, 0])) == [1, 2, 3, 4, 5, 6]
-  assert sorted(set(draws[:, 1])) == [1, 2]
-  capped = tasks.TNetClassifier(
-      TNet(tiny_config(levels=2, locations=(8,), num_classes=4)),
-      losses.LossConfig(train_locations="drawn"))
-  assert max(int(capped.training_locations()[0]) for _ in range(200)) == 9
-  images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
-  assert model(images, training=False)["feature_logits"].shape[1] == 7
-  counts = set()
-  for _ in range(6):
-    model.reset_metrics()  # (the logs are means since the last reset)
-    logs = model.train_step((tf.constant(images), tf.constant([0, 1])))
-    counts.add(float(logs["locations"]))
-    assert np.isfinite(float(logs["loss"]))
-  # k2 cells of level 2, each with k3 of level 3
-  assert len(counts) > 1 and counts <= {float(k2 * (1 + k3))
-                                        for k2 in range(1, 7)
-                                        for k3 in (1, 2)}
-  with pytest.raises(ValueError, match="train_locations"):
-    losses.LossConfig(train_locations="random")
-
-
 def test_backbone_optimizer_updates_only_the_backbone(rng):
   model = tasks.TNetClassifier(TNet(tiny_config(levels=2, locations=(2,))))
   model.compile(keras.optimizers.SGD(0.1),

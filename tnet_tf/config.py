@@ -315,11 +315,6 @@ class LossConfig:
   # its temperature
   location_target: float = 0.0
   location_target_temperature: float = 0.25
-  # cells attended per level in a training step: the configured
-  # ``locations`` ("fixed", the authors'), or a number drawn uniformly from
-  # 1 … twice the configured one at every step ("drawn": the readout and
-  # the classifier meet every count inference may ask for)
-  train_locations: str = "fixed"
 
   def __post_init__(self):
     for name in ("lambda_c", "lambda_r", "baseline_decay"):
@@ -337,8 +332,7 @@ class LossConfig:
       raise ValueError(f"l2_rule must be 'authors' or 'kernels', got "
                        f"{self.l2_rule!r}")
     choices = {"reward": ("correct", "probability"),
-               "location_baseline": ("ema", "image"),
-               "train_locations": ("fixed", "drawn")}
+               "location_baseline": ("ema", "image")}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got "

@@ -238,23 +238,9 @@ class TNetClassifier(Classifier):
     return inputs.check_locations(locations, cfg.levels, cfg.grid_size)
 
   def call(self, images, training=None, locations=None):
-    if training and locations is None:
-      locations = self.training_locations()
     return self.network(images, training=training, locations=locations,
                         exploration=(self.exploration() if training
                                      else None))
-
-  def training_locations(self):
-    """The cells per level of a training step: the configured ones, or
-    (``train_locations="drawn"``) an int tensor ``[levels − 1]`` drawn
-    uniformly from 1 … twice the configured count (at most n²), level by
-    level."""
-    cfg = self.network.config
-    if self.loss_config.train_locations == "fixed":
-      return None
-    most = [min(2 * k, cfg.grid_size ** 2) for k in cfg.locations]
-    return tf.stack([tf.random.uniform([], 1, m + 1, tf.int32)
-                     for m in most])
 
   def training_forward(self, images):
     """During the first ``scan_steps`` every cell of the first attended
@@ -265,8 +251,6 @@ class TNetClassifier(Classifier):
       return self(images, training=True)
     cfg = self.network.config
     everywhere = (cfg.grid_size ** 2,) + tuple(cfg.locations[1:])
-    if self.loss_config.train_locations != "fixed":
-      everywhere = tf.constant(everywhere, tf.int32)  # as the drawn ones
     return tf.cond(
         self.optimizer.iterations < steps,
         lambda: self.network(images, training=True, locations=everywhere),

@@ -120,10 +120,6 @@ def _loss_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_float("location_target", 0.0,
                      "Weight of the location module's cross-entropy against "
                      "where the per-feature classifier read the label.", **d)
-  flags.DEFINE_enum("train_locations", "fixed", ["fixed", "drawn"],
-                    "Cells per level in a training step: the configured "
-                    "--locations (the authors'), or drawn from 1 to twice "
-                    "them at every step.", **d)
   flags.DEFINE_bool("contrastive_diagonal", True,
                     "The contrastive mean counts the B diagonal pairs too "
                     "(the authors').", **d)
@@ -285,8 +281,7 @@ def _loss_config(f: flags.FlagValues) -> LossConfig:
       l2_rule=f.l2_rule, reward=f.reward,
       location_baseline=f.location_baseline, random_steps=f.random_steps,
       anneal_steps=f.anneal_steps, scan_steps=f.scan_steps,
-      location_target=f.location_target,
-      train_locations=f.train_locations)
+      location_target=f.location_target)
 
 
 def _steps(f: flags.FlagValues, data: DataConfig
