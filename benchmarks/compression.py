@@ -1,4 +1,4 @@
-"""The compression table: every ``tnet_tf.compress`` variant of a trained
+"""The compression table: every ``tnet_tf.tools.compress`` variant of a trained
 TNet, measured side by side.
 
   python -m benchmarks.compression --init_checkpoint=runs/synthetic/tnet \\
@@ -7,7 +7,7 @@ TNet, measured side by side.
       --lr_schedule=cosine --learning_rate=5e-4 --checkpoint_every=500 \\
       --log_every=100 --table=experiments/synthetic/compression.json
 
-Runs each method (``tnet_tf.compress``) and measures it and the float model:
+Runs each method (``tnet_tf.tools.compress``) and measures it and the float model:
 zipped ``.tflite`` size, non-zero parameters, accuracy in the TFLite
 runtime at each evaluated locations setting, ms/image at batch 1 in the
 TFLite runtime and in the SavedModel (taken in turns), and for the float
@@ -28,16 +28,16 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf import compress
+from tnet_tf.tools import compress
 from tnet_tf import data as data_lib
-from tnet_tf import profile
-from tnet_tf import runs
-from tnet_tf import tasks
-from tnet_tf import tflite
+from tnet_tf.model import cost
+from tnet_tf.training import runs
+from tnet_tf.training import tasks
+from tnet_tf.inference import tflite
 from tnet_tf.config import DataConfig
-from tnet_tf.experiments import runner
-from tnet_tf.inputs import pad_locations, total_locations
-from tnet_tf.model import TNet
+from tnet_tf.cli import runner
+from tnet_tf.model.inputs import pad_locations, total_locations
+from tnet_tf.model.tnet import TNet
 
 FLAGS = flags.FLAGS
 
@@ -93,7 +93,7 @@ def timings(run: tflite.Interpreter, saved_model: str,
     return [serve(images=tf.constant(x), locations=counts)["probabilities"]
             for x in batch]
 
-  times = profile.time_interleaved(
+  times = cost.time_interleaved(
       {"tflite": (on_tflite, images, count),
        "saved_model": (on_saved_model, images, count)}, warmup=3, repeats=9)
   return (float(np.median(times["tflite"])),
@@ -119,7 +119,7 @@ def alternatives(model: TNet, tflite_path: str, data_cfg: DataConfig,
   with open(tflite_path, "rb") as fh:
     chosen = tflite.Interpreter(fh.read())
   as_tensor = lambda fn: lambda batch: [tf.constant(fn(x)) for x in batch]
-  times = profile.time_interleaved(
+  times = cost.time_interleaved(
       {"input": (as_tensor(lambda x: chosen(x, locations)), images, count),
        "fixed": (as_tensor(fixed), images, count)}, warmup=3, repeats=9)
   return {

@@ -36,14 +36,14 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from benchmarks import record  # noqa: E402
-from tnet_tf import baselines  # noqa: E402
-from tnet_tf import profile  # noqa: E402
+from tnet_tf.model import baselines  # noqa: E402
+from tnet_tf.model import cost  # noqa: E402
 from tnet_tf.config import ModelConfig, preset  # noqa: E402
-from tnet_tf.layers import grid  # noqa: E402
-from tnet_tf.inputs import features_per_level  # noqa: E402
-from tnet_tf.model import TNet  # noqa: E402
-from tnet_tf.inputs import total_locations  # noqa: E402
-from tnet_tf import tasks  # noqa: E402
+from tnet_tf.model.layers import grid  # noqa: E402
+from tnet_tf.model.inputs import features_per_level  # noqa: E402
+from tnet_tf.model.tnet import TNet  # noqa: E402
+from tnet_tf.model.inputs import total_locations  # noqa: E402
+from tnet_tf.training import tasks  # noqa: E402
 
 # family -> (inference preset and overrides: 3 levels; training preset: the
 # 2-level model; full-image baseline backbone)
@@ -255,7 +255,7 @@ def inference_times(model: TNet, baseline: keras.Model, sizes: Sequence[int],
     cases[("tnet", size)] = (tnet_fn(model, locs), images, batch)
     if batch * size * size <= FLAGS.max_baseline_pixels:
       cases[("baseline", size)] = (baseline_fn(baseline), images, batch)
-  times = profile.time_interleaved(cases, warmup, repeats)
+  times = cost.time_interleaved(cases, warmup, repeats)
   return {key: _stats(t) for key, t in times.items()}
 
 
@@ -278,7 +278,7 @@ def train_throughput(family: str, size: int, batch: int, warmup: int,
       (random_images(batch, size, seed=1), labels)).repeat()
   cases = {name: (model.make_train_function(), iter(data), batch)
            for name, model in (("tnet", tnet), ("baseline", baseline))}
-  times = profile.time_interleaved(cases, warmup, repeats)
+  times = cost.time_interleaved(cases, warmup, repeats)
   out = {}
   for name, t in times.items():
     stats = _stats(t)
@@ -403,10 +403,10 @@ def _gmacs(model: TNet, baseline: keras.Model, sizes: Sequence[int]) -> dict:
   out = {}
   for size in sizes:
     locs = locations_for(model.config, size)
-    out[("tnet", size)] = profile.count_macs(
+    out[("tnet", size)] = cost.count_macs(
         lambda x, l=locs: model(x, training=False, locations=l)["logits"],
         [1, size, size, 3], tf.uint8) / 1e9
-    out[("baseline", size)] = profile.count_macs(
+    out[("baseline", size)] = cost.count_macs(
         lambda x: baseline(x, training=False), [1, size, size, 3]) / 1e9
   return out
 

@@ -1,4 +1,4 @@
-"""The cost of the three resamplings (``tnet_tf.resampling``): TNet-B0 (the
+"""The cost of the three resamplings (``tnet_tf.model.resampling``): TNet-B0 (the
 fMoW stage-2 architecture) at 896², [2, 1] locations, batch 1 and 8, the
 three models timed in turns in one process (TensorFlow, as the SavedModel
 serves).
@@ -18,10 +18,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import record  # noqa: E402
-from tnet_tf import profile  # noqa: E402
+from tnet_tf.model import cost  # noqa: E402
 from tnet_tf.config import preset  # noqa: E402
-from tnet_tf.model import TNet  # noqa: E402
-from tnet_tf.resampling import RESAMPLINGS  # noqa: E402
+from tnet_tf.model.tnet import TNet  # noqa: E402
+from tnet_tf.model.resampling import RESAMPLINGS  # noqa: E402
 
 FLAGS = flags.FLAGS
 SIZE, LOCATIONS = 896, (2, 1)
@@ -44,7 +44,7 @@ def measure() -> dict:
     cases = {name: (tf.function(lambda x, m=m: m(
         x, training=False, locations=LOCATIONS)["logits"]), images, batch)
              for name, m in models.items()}
-    times = profile.time_interleaved(cases, 2, FLAGS.repeats)
+    times = cost.time_interleaved(cases, 2, FLAGS.repeats)
     for name, t in times.items():
       out[f"{name}_ms_b{batch}"] = float(np.median(t))
     for name in RESAMPLINGS:

@@ -74,7 +74,8 @@ def _configure(spec: dict) -> None:
 def _models(spec: dict):
   """TNet-B0 (3 levels) and the EN-B0 task, random weights, seed 0."""
   import tensorflow as tf
-  from tnet_tf import compress, tasks
+  from tnet_tf.tools import compress
+  from tnet_tf.training import tasks
   from tnet_tf.config import preset
   tf.random.set_seed(0)
   cfg = preset("fmow_stage2", input_size=None)
@@ -103,7 +104,7 @@ def _tf_callables(spec: dict) -> dict:
 def _litert_callables(spec: dict) -> dict:
   import tensorflow as tf
   from ai_edge_litert import interpreter as litert
-  from tnet_tf import tflite
+  from tnet_tf.inference import tflite
   tnet, base = _models(spec)
   rng = np.random.default_rng(1)
   calibration = [rng.integers(0, 256, (1, SIZE, SIZE, 3), np.uint8)
@@ -137,7 +138,7 @@ def _litert_callables(spec: dict) -> dict:
     base_run.invoke()
     return base_run.get_tensor(base_run.get_output_details()[0]["index"])
 
-  # tensors out, as profile.time_interleaved fetches them
+  # tensors out, as cost.time_interleaved fetches them
   calls = {f"tnet{list(l)}": (lambda x, l=l: tf.constant(run(x, list(l))))
            for l in ((), (2,), LOCATIONS)}
   calls["base"] = lambda x: tf.constant(base_call(x))
@@ -178,7 +179,11 @@ def _accuracy(spec: dict, run_dir: str) -> dict:
   """Test accuracy of a trained built-in-benchmark TNet in this runtime,
   at the run's largest evaluated locations setting."""
   import tensorflow as tf
-  from tnet_tf import compress, data as data_lib, inputs, runs, tflite
+  from tnet_tf import data as data_lib
+  from tnet_tf.tools import compress
+  from tnet_tf.model import inputs
+  from tnet_tf.training import runs
+  from tnet_tf.inference import tflite
   loaded = runs.load(run_dir)
   exp = loaded.experiment
   tnet = loaded.task.network
@@ -209,7 +214,7 @@ def _accuracy(spec: dict, run_dir: str) -> dict:
 
 
 def child(name: str) -> None:
-  from tnet_tf import profile
+  from tnet_tf.model import cost
   spec = RUNTIMES[name]
   _configure(spec)
   calls = (_tf_callables(spec) if spec["kind"] == "tf" else
@@ -219,7 +224,7 @@ def child(name: str) -> None:
   for batch in (1, 8):
     images = rng.integers(0, 256, (batch, SIZE, SIZE, 3), np.uint8)
     names = list(calls) if batch == 1 else ["tnet[2, 1]", "base"]
-    times = profile.time_interleaved(
+    times = cost.time_interleaved(
         {n: (calls[n], images, batch) for n in names}, FLAGS.warmup,
         FLAGS.repeats)
     out[f"b{batch}"] = {n: float(np.median(t)) for n, t in times.items()}

@@ -1,6 +1,6 @@
 """TNet on slides that do not fit in memory: generated pyramidal TIFFs of
 about 0.1, 1, 10 and 25 gigapixels, read region by region
-(``tnet_tf.regions``) by TNet-B0 (the fMoW stage-2 architecture, random
+(``tnet_tf.data.regions``) by TNet-B0 (the fMoW stage-2 architecture, random
 weights: the reads and the compute do not depend on them) at [2, 1]
 locations.
 
@@ -8,7 +8,7 @@ locations.
 
 Per slide, in a fresh process (so that its peak RSS is the slide's): the
 model is built and warmed up on a small image read through
-``tnet_tf.regions`` (tracing its backbone once), then the slide is opened
+``tnet_tf.data.regions`` (tracing its backbone once), then the slide is opened
 and classified ``--repeats`` times (each time a fresh reader: no tile
 cache carries over); ``seconds`` is the median of open + traverse,
 ``peak_rss_mb`` the process's peak resident memory (TensorFlow and the
@@ -71,9 +71,9 @@ def slide_path(size: int) -> str:
 def measure_one(path: str, repeats: int) -> dict:
   """In the child process: one slide, ``repeats`` timed reads."""
   import tensorflow as tf
-  from tnet_tf import regions
+  from tnet_tf.data import regions
   from tnet_tf.config import preset
-  from tnet_tf.model import TNet
+  from tnet_tf.model.tnet import TNet
   tf.random.set_seed(0)
   model = TNet(preset("fmow_stage2", input_size=None))
   # warm up the path measured: an eager traversal read through regions

@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tnet_tf.config import ModelConfig  # noqa: E402
-from tnet_tf.model import TNet  # noqa: E402
+from tnet_tf.model.tnet import TNet  # noqa: E402
 
 
 def tiny_config(**overrides) -> ModelConfig:

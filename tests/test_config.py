@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tnet_tf import tasks
+from tnet_tf.training import tasks
 from tnet_tf.config import (DataConfig, Experiment, LossConfig, TrainConfig,
                             preset)
 

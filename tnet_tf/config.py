@@ -35,7 +35,7 @@ class ModelConfig:
   # numbers the paper reports) or "sampling" (Gumbel-top-k, the paper's text)
   selection: str = "greedy"
   # how cells are placed and read: "authors" | "antialias" | "align_corners"
-  # (tnet_tf.resampling)
+  # (tnet_tf.model.resampling)
   resampling: str = "authors"
   # the location logits: "fixed" (L2-normalised, the authors') or "learned"
   # (times a learned scale: the distribution may sharpen)
@@ -60,13 +60,13 @@ class ModelConfig:
         and self.backbone_kwargs.get("batch_norm", True)):
       # the record names the normalisation the model was built with, so a
       # later change of the default cannot change a recorded model
-      from tnet_tf.backbones.tiny import DEFAULT_NORM
+      from tnet_tf.model.backbones.tiny import DEFAULT_NORM
       self.backbone_kwargs["norm"] = DEFAULT_NORM
     self.validate()
 
   def validate(self) -> None:
-    from tnet_tf import inputs  # local: keep config import light
-    from tnet_tf.layers import grid
+    from tnet_tf.model import inputs  # local: keep config import light
+    from tnet_tf.model.layers import grid
     if self.levels < 1:
       raise ValueError(f"levels must be >= 1, got {self.levels}")
     if len(self.locations) != self.levels - 1:
@@ -84,7 +84,7 @@ class ModelConfig:
     if self.location_scale not in ("fixed", "learned"):
       raise ValueError(f"location_scale must be 'fixed' or 'learned', got "
                        f"{self.location_scale!r}")
-    from tnet_tf.resampling import RESAMPLINGS
+    from tnet_tf.model.resampling import RESAMPLINGS
     if self.resampling not in RESAMPLINGS:
       raise ValueError(f"resampling must be one of {list(RESAMPLINGS)}, got "
                        f"{self.resampling!r}")

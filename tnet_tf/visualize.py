@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from tnet_tf.inputs import total_locations  # noqa: E402
+from tnet_tf.model.inputs import total_locations  # noqa: E402
 
 # One fixed, clearly distinct colour per attention level (level 1 is the whole
 # image and is not drawn as a box); deeper levels beyond these cycle.
@@ -312,3 +312,19 @@ def results_markdown(rows: list[dict], baselines: dict[str, dict]) -> str:
         f"| {label} | {_DASH} | {100.0 * _accuracy(b):.2f} | "
         f"{_format_gmacs(b.get('gmacs'))} | {_format_ms(b)} |")
   return "\n".join(lines) + "\n"
+
+
+def overlay_records(record: dict) -> list[dict]:
+  """Per image of a model output, what ``visualize.attention_grid`` draws:
+  ``boxes``, ``levels`` and, where they are not uniform (a feature weighting
+  module, Fig. 4), the ``feature_weights``."""
+  boxes = np.asarray(record["boxes"])
+  levels = np.asarray(record["levels"])
+  weights = np.asarray(record["feature_weights"])
+  rows = []
+  for i in range(len(boxes)):
+    row = {"boxes": boxes[i], "levels": levels}
+    if np.ptp(weights[i]) > 1e-6:
+      row["feature_weights"] = weights[i]
+    rows.append(row)
+  return rows

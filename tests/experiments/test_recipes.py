@@ -13,8 +13,8 @@ import re
 from absl import flags
 import pytest
 
-from tnet_tf.experiments import flags as experiment_flags
-from tnet_tf.experiments import runner
+from tnet_tf.cli import flags as experiment_flags
+from tnet_tf.cli import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 INCLUDES = {"common.flags", "baseline_common.flags"}

@@ -7,10 +7,10 @@ import pytest
 from tnet_tf import data as data_lib
 from tnet_tf.data import small_object as so
 from tnet_tf.experiments import ablation
-from tnet_tf.experiments import flags as experiment_flags
+from tnet_tf.cli import flags as experiment_flags
 from tnet_tf.experiments import small_object
-from tnet_tf import tasks
-from tnet_tf import trainer
+from tnet_tf.training import tasks
+from tnet_tf.training import trainer
 
 # the attention policy the test trains (tnet_tf.experiments.ablation):
 # 86.8% at 3 locations on 500 test canvases, localisation 5.2x chance,

@@ -13,8 +13,8 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import tf_keras as keras
-    from tnet_tf import losses
-    from tnet_tf import tasks
+    from tnet_tf.training import losses
+    from tnet_tf.training import tasks
     from tnet_tf.config import ModelConfig
 
     cfg = ModelConfig(backbone="tiny_cnn", backbone_kwargs={"batch_norm": False},

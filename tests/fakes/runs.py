@@ -5,9 +5,9 @@ import os
 
 import tensorflow as tf
 
-from tnet_tf import export
-from tnet_tf import runs
-from tnet_tf import tasks
+from tnet_tf.inference import export
+from tnet_tf.training import runs
+from tnet_tf.training import tasks
 from tnet_tf.config import DataConfig
 from tnet_tf.config import Experiment
 from tnet_tf.config import ModelConfig

@@ -112,7 +112,7 @@ def build(split: str, cfg: DataConfig, training: bool = False,
 
 def slide_table(cfg: DataConfig):
   """The files TNet reads region by region for ``cfg`` (a
-  ``tnet_tf.regions.SlideTable``: the dataset yields indices into it), or
+  ``tnet_tf.data.regions.SlideTable``: the dataset yields indices into it), or
   None for datasets of decoded images."""
   return folder.slide_table(cfg) if cfg.name == "folder" else None
 

@@ -24,7 +24,7 @@ from tnet_tf.data import augment
 from tnet_tf.data import pipeline
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff"}
-# whole-slide images, read region by region (tnet_tf.regions)
+# whole-slide images, read region by region (tnet_tf.data.regions)
 SLIDE_EXTENSIONS = {".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms",
                     ".qptiff", ".btf", ".tf8"}
 EXTENSIONS |= SLIDE_EXTENSIONS
@@ -59,7 +59,7 @@ def is_slide(path: str) -> bool:
   """A file read region by region: a slide format, or a TIFF with a
   pyramid or too large to decode whole (its header says; a TIFF tifffile
   cannot read is not one)."""
-  from tnet_tf import regions
+  from tnet_tf.data import regions
   ext = os.path.splitext(path)[1].lower()
   if ext in regions.OPENSLIDE_EXTENSIONS or ext in SLIDE_EXTENSIONS - {
       ".btf", ".tf8"}:
@@ -175,7 +175,7 @@ def scan(data_dir: str, val_fraction: float = 0.1, seed: int = 0
   slides = bool(slides)
   if slides:
     logging.info("%s holds slides: every image is read region by region "
-                 "(tnet_tf.regions), on a canvas of the largest", data_dir)
+                 "(tnet_tf.data.regions), on a canvas of the largest", data_dir)
   return FolderSplits(classes, splits, tuple(unreadable), tuple(ignored),
                       slides)
 
@@ -282,7 +282,7 @@ def dataset(split: str, cfg: DataConfig, training: bool, seed: int,
 
 
 def slide_table(cfg: DataConfig):
-  """The ``tnet_tf.regions.SlideTable`` of every file of every split when
+  """The ``tnet_tf.data.regions.SlideTable`` of every file of every split when
   the tree holds slides (``dataset`` then yields indices into it), else
   None."""
   folder = _splits(cfg)
@@ -291,7 +291,7 @@ def slide_table(cfg: DataConfig):
 
 @functools.lru_cache(maxsize=4)
 def _memo_table(paths: tuple):
-  from tnet_tf import regions
+  from tnet_tf.data import regions
   return regions.SlideTable(paths)
 
 

@@ -19,9 +19,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf import inputs
-from tnet_tf import losses
-from tnet_tf import trainer
+from tnet_tf.model import inputs
+from tnet_tf.training import losses
+from tnet_tf.training import runs
+from tnet_tf.training import trainer
 from tnet_tf.config import Experiment
 from tnet_tf.experiments import comparison
 
@@ -40,7 +41,7 @@ POLICY = {
                                "location_gradient": "pathwise"},
                      "loss": _SCAN_TARGET},
 }
-# the small CNN's batch norm, plain or renormalised (tnet_tf.backbones.tiny:
+# the small CNN's batch norm, plain or renormalised (tnet_tf.model.backbones.tiny:
 # a model leaning on its training batch is worse in inference)
 _RENORM = {"backbone_kwargs": {"norm": "renorm"}}
 NORMALISATION = {
@@ -222,7 +223,7 @@ def run(experiment: Experiment, root: str, variants: dict,
     print(json.dumps({k: v for k, v in rows[-1].items() if k != "runs"}),
           flush=True)
   record = {"command": command, "rows": rows,
-            "versions": trainer.versions()}
+            "versions": runs.versions()}
   with open(out, "w") as fh:
     json.dump(record, fh, indent=1)
   with open(os.path.splitext(out)[0] + ".md", "w") as fh:

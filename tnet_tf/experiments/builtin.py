@@ -20,7 +20,7 @@ import tensorflow as tf
 from tnet_tf.config import Experiment
 from tnet_tf.experiments import ablation
 from tnet_tf.experiments import comparison
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 
 @dataclasses.dataclass

@@ -18,15 +18,16 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf import attention
-from tnet_tf import export
-from tnet_tf import inputs
-from tnet_tf import profile
-from tnet_tf import tasks
-from tnet_tf import trainer
+
+from tnet_tf.inference import export
+from tnet_tf.model import inputs
+from tnet_tf.model import cost
+from tnet_tf.tools import profile
+from tnet_tf.training import tasks
+from tnet_tf.training import trainer
 from tnet_tf import visualize
 from tnet_tf.config import Experiment
-from tnet_tf.layers import grid
+from tnet_tf.model.layers import grid
 
 
 @dataclasses.dataclass
@@ -129,8 +130,9 @@ def train_all(c: Comparison) -> dict:
     logging.info("=== %s: %d steps ===", name, steps)
     experiment = experiment.replace(train=dataclasses.replace(
         experiment.train, train_steps=steps))
-    out[name] = trainer.train_and_evaluate(experiment,
-                                           os.path.join(c.root, name))
+    out[name] = trainer.train_and_evaluate(
+        experiment, os.path.join(c.root, name),
+        export.end_of_run(experiment))
   return out
 
 
@@ -139,7 +141,7 @@ def _timings(fn, images: tf.Tensor) -> dict:
   in turns."""
   fn = tf.function(fn)
   one = images[:1]
-  times = profile.time_interleaved(
+  times = cost.time_interleaved(
       {"b1": (fn, one, 1), "batch": (fn, images, int(images.shape[0]))})
   return {"ms_per_image_b1": float(np.median(times["b1"])),
           f"ms_per_image_b{int(images.shape[0])}": float(
@@ -158,7 +160,7 @@ def tnet_rows(task, summary: dict, images: tf.Tensor) -> list[dict]:
     rows.append({
         "locations": list(locs), "total_locations": row["total_locations"],
         "accuracy": row["top1"],
-        "gmacs": profile.count_macs(logits, [1, *shape], tf.uint8) / 1e9,
+        "gmacs": cost.count_macs(logits, [1, *shape], tf.uint8) / 1e9,
         **_timings(logits, images)})
   return rows
 
@@ -173,7 +175,7 @@ def baseline_row(task, summary: dict, images: tf.Tensor,
     return task(x, training=False)["logits"]
   channels = int(images.shape[-1])
   return {"accuracy": summary["eval"][0]["top1"],
-          "gmacs": profile.count_macs(logits, [1, side, side, channels],
+          "gmacs": cost.count_macs(logits, [1, side, side, channels],
                                       tf.uint8) / 1e9,
           **_timings(logits, images), "input_size": [side, side],
           "train_seconds": summary["train_seconds"]}
@@ -209,7 +211,7 @@ def pictures(c: Comparison, task, rows: list[dict], baselines: dict
               f"({p.max():.2f})" for l, p in zip(sample["label"].numpy(),
                                                  probs)]
     visualize.attention_grid(
-        sample["image"].numpy(), attention.overlay_records(out),
+        sample["image"].numpy(), visualize.overlay_records(out),
         os.path.join(c.root, "attention.png"), titles=titles,
         target_boxes=list(sample["boxes"].numpy()))
   visualize.plot_tradeoff(

@@ -5,7 +5,7 @@ Recipes: experiments/cub/*.flags.
   python -m tnet_tf.experiments.cub \
       --flagfile=experiments/cub/tnet_b0.flags --data_dir=TFDS_DIR
 """
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 DEFAULTS = {"dataset": "cub", "preset": "cub", "eval_split": "test"}
 

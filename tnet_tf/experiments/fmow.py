@@ -5,7 +5,7 @@ experiments/fmow/*.flags.
   python -m tnet_tf.experiments.fmow \
       --flagfile=experiments/fmow/tnet_stage1.flags --data_dir=TFDS_DIR
 """
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 DEFAULTS = {"dataset": "fmow", "preset": "fmow", "eval_split": "test"}
 

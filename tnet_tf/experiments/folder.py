@@ -18,7 +18,7 @@ for a constant rate): on the faces-in-clutter task five seeds ended at
 trust") — the last weights of a constant rate are a random point of a
 trajectory that still swings by 10 points between checks.
 """
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 DEFAULTS = {"dataset": "folder", "preset": "fmow",
             "eval_split": "validation", "eval_locations": "0;1;2;3",

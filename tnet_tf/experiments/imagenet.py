@@ -4,7 +4,7 @@ baseline. Recipes: experiments/imagenet/*.flags.
   python -m tnet_tf.experiments.imagenet \
       --flagfile=experiments/imagenet/tnet.flags --data_dir=TFDS_DIR
 """
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 DEFAULTS = {"dataset": "imagenet", "preset": "imagenet",
             "eval_split": "validation"}

@@ -21,12 +21,12 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from tnet_tf import pretrain
+from tnet_tf.training import pretrain
 
 from tnet_tf import data as data_lib
 from tnet_tf.data import megapixel_mnist
 from tnet_tf.experiments import builtin
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 FLAGS = flags.FLAGS
 
@@ -54,7 +54,7 @@ def define_flags(fv: flags.FlagValues) -> None:
                        "Before training: steps (of 32 cells, each holding "
                        "one training-pool digit, with the digit's label) "
                        "pre-training the backbone that TNet and both "
-                       "baselines start from (tnet_tf.pretrain) — like "
+                       "baselines start from (tnet_tf.training.pretrain) — like "
                        "the paper's ImageNet start; 0: from scratch, the "
                        "benchmark's weak supervision.", **d)
   flags.DEFINE_enum("label_rule", "majority",

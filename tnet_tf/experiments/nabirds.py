@@ -5,7 +5,7 @@ Recipes: experiments/nabirds/*.flags.
   python -m tnet_tf.experiments.nabirds \
       --flagfile=experiments/nabirds/tnet_b0.flags --data_dir=TFDS_DIR
 """
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 DEFAULTS = {"dataset": "nabirds", "preset": "nabirds", "eval_split": "test"}
 

@@ -18,7 +18,7 @@ from absl import flags
 from tnet_tf import data as data_lib
 from tnet_tf.data import small_object
 from tnet_tf.experiments import builtin
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 
 FLAGS = flags.FLAGS
 

@@ -20,7 +20,7 @@ from absl import logging
 from tnet_tf.data import megapixel_config
 from tnet_tf.data import megapixel_digits
 from tnet_tf.experiments import builtin
-from tnet_tf.experiments import runner
+from tnet_tf.cli import runner
 # the benchmark's metric, under the names its tests use
 from tnet_tf.experiments.comparison import all_regions, localization  # noqa: F401
 from tnet_tf.experiments.comparison import contains as _contains  # noqa: F401

@@ -1,0 +1,158 @@
+"""``python -m tnet_tf.inference.predict``: rows for every file, error rows for the
+bad ones, the SavedModel's outputs, slides read region by region."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+import tifffile
+
+from fakes import runs as fake_runs
+from tnet_tf.inference import predict
+from tnet_tf.data import regions
+from tnet_tf.data import slides
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp("run"))
+  task, saved = fake_runs.make_run(run_dir)
+  return run_dir, saved
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  root = tmp_path_factory.mktemp("mixed")
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, [120, 100, 3], np.uint8)).save(
+      root / "a.jpg", quality=95)
+  Image.fromarray(rng.integers(0, 256, [120, 100, 3], np.uint8)).save(
+      root / "b.png")
+  tifffile.imwrite(root / "c16.tif",
+                   rng.integers(0, 65536, [80, 96, 3], np.uint16))
+  slides.write(str(root / "slide.tif"),
+               slides.SlideSpec(size=2048, min_level_px=256, lesion_px=64))
+  data = (root / "slide.tif").read_bytes()
+  (root / "truncated.tif").write_bytes(data[:len(data) // 2])
+  (root / "notes.txt").write_text("not an image\n")
+  return str(root)
+
+
+def _rows(summary):
+  with open(summary["jsonl"]) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_a_mixed_folder_gets_a_row_per_file_and_errors_for_the_bad_ones(
+    run, folder, tmp_path):
+  run_dir, _ = run
+  out = tmp_path / "out"
+  result = subprocess.run(
+      [sys.executable, "-m", "tnet_tf.inference.predict", f"--model={run_dir}",
+       f"--output={out}", "--overlays", folder], cwd=REPO,
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 1, result.stderr[-2000:]  # two failed
+  assert "6 images, 2 failed" in result.stdout
+  assert "images/s" in result.stderr
+  with open(out / "predictions.jsonl") as f:
+    rows = {os.path.basename(r["path"]): r for r in map(json.loads, f)}
+  assert sorted(rows) == ["a.jpg", "b.png", "c16.tif", "notes.txt",
+                          "slide.tif", "truncated.tif"]
+  for name in ("a.jpg", "b.png", "c16.tif", "slide.tif"):
+    row = rows[name]
+    assert row["error"] is None
+    assert len(row["top5"]) == 3
+    assert abs(sum(t["probability"] for t in row["top5"]) - 1) < 1e-5
+    assert [b["level"] for b in row["boxes"]] == [1, 2, 2, 3, 3]
+    assert os.path.isfile(row["overlay"])
+  assert rows["slide.tif"]["read"] == "regions"
+  assert rows["slide.tif"]["pyramid_levels"] == 4
+  assert rows["slide.tif"]["boxes"][0]["y1"] == 2048.0  # level-0 pixels
+  assert rows["c16.tif"]["height"] == 80 and rows["c16.tif"]["read"] == (
+      "whole")
+  assert "truncated.tif: level 0: the file is truncated" in rows[
+      "truncated.tif"]["error"]
+  assert "notes.txt: cannot decode the image" in rows["notes.txt"]["error"]
+  with open(rows["slide.tif"]["geojson"]) as f:
+    collection = json.load(f)
+  assert collection["type"] == "FeatureCollection"
+  assert len(collection["features"]) == 4  # levels 2 and 3
+  ring = collection["features"][0]["geometry"]["coordinates"][0]
+  box = rows["slide.tif"]["boxes"][1]
+  assert ring[0] == [box["x0"], box["y0"]] and ring[2] == [box["x1"],
+                                                           box["y1"]]
+  with open(out / "predictions.csv") as f:
+    table = list(csv.DictReader(f))
+  assert [os.path.basename(r["path"]) for r in table] == sorted(rows)
+  assert table[0]["top1_class"] == rows["a.jpg"]["top5"][0]["class"]
+
+
+def test_outputs_equal_the_saved_models_on_the_same_images(run, folder,
+                                                          tmp_path):
+  run_dir, saved = run
+  paths = [os.path.join(folder, n) for n in ("a.jpg", "b.png", "c16.tif")]
+  keras_rows = _rows(predict.run(predict.load_model(run_dir), paths,
+                                 (2, 1), str(tmp_path / "k"),
+                                 progress=None))
+  saved_model = predict.load_model(saved)
+  assert isinstance(saved_model, predict.SavedModel)
+  saved_rows = _rows(predict.run(saved_model, paths, (2, 1),
+                                 str(tmp_path / "s"), progress=None))
+  serve = tf.saved_model.load(saved).signatures["serving_default"]
+  for path, k, s in zip(paths, keras_rows, saved_rows):
+    pixels = regions.open_source(path).read(0, 0, k["height"], 0,
+                                            k["width"])
+    direct = serve(images=tf.constant(pixels[None]),
+                   locations=tf.constant([2, 1], tf.int32))
+    for row in (k, s):
+      np.testing.assert_allclose([t["probability"] for t in row["top5"]],
+                                 direct["top5_probabilities"][0], atol=1e-5)
+      np.testing.assert_allclose(
+          [[b["y0"], b["x0"], b["y1"], b["x1"]] for b in row["boxes"]],
+          direct["boxes"][0], atol=1e-3)
+  # a slide is read region by region: the SavedModel cannot, and says so
+  slide = _rows(predict.run(saved_model, [os.path.join(folder,
+                                                       "slide.tif")],
+                            (2, 1), str(tmp_path / "s2"), progress=None))
+  assert "needs the run directory" in slide[0]["error"]
+
+
+def test_same_size_images_are_batched_with_the_same_results(run, tmp_path):
+  run_dir, _ = run
+  rng = np.random.default_rng(5)
+  paths = []
+  for i, shape in enumerate([(64, 64), (64, 64), (50, 70), (64, 64)]):
+    paths.append(str(tmp_path / f"{i}.png"))
+    Image.fromarray(rng.integers(0, 256, [*shape, 3], np.uint8)).save(
+        paths[-1])
+  model = predict.load_model(run_dir)
+  one = _rows(predict.run(model, paths, (2, 1), str(tmp_path / "b1"),
+                          batch_size=1, progress=None))
+  many = _rows(predict.run(model, paths, (2, 1), str(tmp_path / "b8"),
+                           batch_size=8, progress=None))
+  assert [r["path"] for r in many] == paths
+  for a, b in zip(one, many):
+    np.testing.assert_allclose([t["probability"] for t in a["top5"]],
+                               [t["probability"] for t in b["top5"]],
+                               atol=1e-5)
+
+
+def test_paths_expand_from_folders_globs_and_lists(tmp_path):
+  (tmp_path / "d" / "sub").mkdir(parents=True)
+  for name in ("d/x.png", "d/sub/y.jpg", "d/.hidden.png", "z.png"):
+    (tmp_path / name).write_bytes(b"")
+  (tmp_path / "list.txt").write_text("z.png\n# a comment\n\nd/x.png\n")
+  got = predict.expand_paths([str(tmp_path / "d"), str(tmp_path / "*.png"),
+                              str(tmp_path / "list.txt"),
+                              str(tmp_path / "gone.png")])
+  rel = [os.path.relpath(p, tmp_path) for p in got]
+  assert rel == ["d/x.png", "d/sub/y.jpg", "z.png", "z.png", "d/x.png",
+                 "gone.png"]

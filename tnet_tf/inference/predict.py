@@ -1,0 +1,467 @@
+"""Classifies new images and slides with a trained TNet.
+
+  python -m tnet_tf.inference.predict --model=RUN_DIR|SAVED_MODEL [--locations=2,1]
+      [--output=predictions] [--overlays] [--batch_size=8] PATH...
+
+PATHs are files, folders (every file below them), globs, or text files of
+paths (``.txt`` / ``.lst``, one per line; relative paths are relative to
+the list). Writes ``OUTPUT/predictions.csv`` and ``predictions.jsonl``, a
+row per file in input order: path, height and width (level 0), pyramid
+levels, the top-5 class names and probabilities, the attended boxes
+(y0, x0, y1, x1 in full-resolution pixels, with their level and the
+location module's probability), ms per image and the error, if any.
+``--overlays`` draws the boxes on each image (on the overview of a slide)
+in ``OUTPUT/overlays/``; slides also get ``OUTPUT/annotations/*.geojson``,
+the boxes as annotations QuPath and OpenSeadragon-based viewers open over
+the slide.
+
+Images that fit in memory (up to ``--max_megapixels``) are decoded whole
+and batched by size (``--batch_size``); pyramidal or larger files are read
+region by region (``tnet_tf.data.regions``), which needs the run directory (a
+SavedModel takes dense images only). A file that cannot be read gets a row
+with its error and the others go on; the exit status is 1 if any failed.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+import time
+from typing import Iterable, Optional, Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from tnet_tf.data import regions
+
+LIST_EXTENSIONS = (".txt", ".lst")
+CSV_FIELDS = ("path", "height", "width", "pyramid_levels", "read",
+              "top1_class", "top1_probability", "top5_classes",
+              "top5_probabilities", "num_locations", "boxes", "ms", "error")
+
+
+# ------------------------------------------------------------------ paths
+def expand_paths(args: Iterable[str]) -> list[str]:
+  """Files of the PATH arguments, in order (folders sorted, recursively;
+  a glob that matches nothing, and a path that does not exist, stay as
+  they are: their rows say so)."""
+  out = []
+  for arg in args:
+    if os.path.isdir(arg):
+      for root, dirs, names in os.walk(arg):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [os.path.join(root, n) for n in sorted(names)
+                if not n.startswith(".")]
+    elif any(c in arg for c in "*?[") and not os.path.exists(arg):
+      out += sorted(glob.glob(arg, recursive=True)) or [arg]
+    elif (os.path.isfile(arg) and
+          os.path.splitext(arg)[1].lower() in LIST_EXTENSIONS):
+      base = os.path.dirname(arg)
+      with open(arg, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+      out += expand_paths(
+          os.path.join(base, line) if not os.path.isabs(line) else line
+          for line in lines if line and not line.startswith("#"))
+    else:
+      out.append(arg)
+  return out
+
+
+# ---------------------------------------------------------------- models
+class KerasModel:
+  """A run directory's model: dense batches and lazily read slides."""
+
+  lazy = True
+
+  def __init__(self, path: str, checkpoint: Optional[str] = None):
+    from tnet_tf.inference import adaptive
+    from tnet_tf import data as data_lib
+    from tnet_tf.inference import export
+    from tnet_tf.training import runs
+    loaded = runs.load(path, checkpoint)
+    self.channels = data_lib.channels(loaded.experiment.data)
+    self.serving = export.Serving(
+        loaded.task, loaded.class_names, self.channels,
+        halting=adaptive.halting_of(loaded))
+    self.levels = loaded.task.levels
+    self.default_locations = tuple(loaded.task.default_locations)
+    self.adaptive_locations = (self.serving.adaptive_max_locations,)
+
+  def __call__(self, images, locations, threshold=None):
+    if threshold is not None:
+      out = self.serving._adaptive_outputs(
+          images, tf.constant(threshold, tf.float32),
+          tf.constant(locations[0], tf.int32))
+    else:
+      kwargs = {} if self.levels == 1 else {"locations": list(locations)}
+      out = self.serving._outputs(images, **kwargs)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+class SavedModel:
+  """A serving SavedModel (``tnet_tf.inference.export``): dense batches only."""
+
+  lazy = False
+
+  def __init__(self, path: str):
+    self._model = tf.saved_model.load(path)
+    self._serve = self._model.signatures["serving_default"]
+    meta = self._model.signatures["metadata"]()
+    self.levels = int(meta["levels"])
+    self.default_locations = tuple(int(k) for k in
+                                   meta["default_locations"].numpy())
+    spec = self._serve.structured_input_signature[1]["images"]
+    self.channels = int(spec.shape[-1])
+    self.adaptive = "serve_adaptive" in self._model.signatures
+    self.adaptive_locations = ((int(meta["adaptive_max_locations"]),)
+                               if "adaptive_max_locations" in meta
+                               else self.default_locations[:1])
+
+  def __call__(self, images, locations, threshold=None):
+    kwargs = {"images": tf.constant(images)}
+    if threshold is not None:
+      out = self._model.signatures["serve_adaptive"](
+          threshold=tf.constant(threshold, tf.float32),
+          max_locations=tf.constant(locations[0], tf.int32), **kwargs)
+      return {k: v.numpy() for k, v in out.items()}
+    if self.levels > 1:
+      kwargs["locations"] = tf.constant(list(locations), tf.int32)
+    return {k: v.numpy() for k, v in self._serve(**kwargs).items()}
+
+
+def load_model(path: str, checkpoint: Optional[str] = None):
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return SavedModel(path)
+  return KerasModel(path, checkpoint)
+
+
+# ---------------------------------------------------------------- images
+def _channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+  if pixels.shape[-1] == channels:
+    return pixels
+  if channels == 3:
+    return np.repeat(pixels, 3, axis=-1)
+  return np.round(pixels.astype(np.float32) @ np.array(
+      [[0.299], [0.587], [0.114]], np.float32)).astype(np.uint8)
+
+
+def open_image(path: str, max_pixels: int):
+  """``("array", pixels, source)`` for an image decoded whole, or
+  ``("lazy", None, source)`` for one read region by region."""
+  source = regions.open_source(path, max_pixels)
+  h, w = source.level_shapes[0]
+  if len(source.level_shapes) == 1 and h * w <= max_pixels:
+    pixels = source.read(0, 0, h, 0, w)
+    source.close()
+    return "array", pixels, source
+  return "lazy", None, source
+
+
+def _row(path: str, source, out: Optional[dict], index: int, ms: float,
+         read: str, error: Optional[str] = None) -> dict:
+  row = {"path": path, "height": None, "width": None, "pyramid_levels": None,
+         "read": read, "top5": [], "boxes": [], "ms": round(ms, 3),
+         "error": error}
+  if source is not None:
+    row["height"], row["width"] = (int(v) for v in source.level_shapes[0])
+    row["pyramid_levels"] = len(source.level_shapes)
+  if out is not None:
+    names = [n.decode() if isinstance(n, bytes) else str(n)
+             for n in out["top5_names"][index]]
+    row["top5"] = [{"class": n, "probability": float(p)} for n, p in zip(
+        names, out["top5_probabilities"][index])]
+    levels = np.asarray(out["levels"])
+    levels = levels[index] if levels.ndim == 2 else levels
+    boxes = out["boxes"][index]
+    probs = (out["location_probabilities"][index]
+             if "location_probabilities" in out
+             else np.full(len(boxes), np.nan))
+    read = (out["attended"][index].astype(bool) if "attended" in out
+            else np.ones(len(boxes), bool))
+    row["boxes"] = [
+        {"level": int(lv), "y0": float(b[0]), "x0": float(b[1]),
+         "y1": float(b[2]), "x1": float(b[3]),
+         "probability": None if np.isnan(p) else float(p)}
+        for b, lv, p, keep in zip(boxes, levels, probs, read) if keep]
+    row["num_locations"] = len(row["boxes"]) - 1
+  return row
+
+
+def _message(err: Exception, path: str) -> str:
+  """The line of an error that names the file (Keras and TF wrap the
+  reader's error in lines about the layer call)."""
+  text = err.message if isinstance(err, tf.errors.OpError) else str(err)
+  named = [line.strip() for line in text.splitlines() if path in line]
+  return named[0] if named else text.strip().splitlines()[0]
+
+
+def _csv_row(row: dict) -> dict:
+  top = row["top5"]
+  return {
+      "path": row["path"], "height": row["height"], "width": row["width"],
+      "pyramid_levels": row["pyramid_levels"], "read": row["read"],
+      "top1_class": top[0]["class"] if top else "",
+      "top1_probability": f"{top[0]['probability']:.6f}" if top else "",
+      "top5_classes": ";".join(t["class"] for t in top),
+      "top5_probabilities": ";".join(f"{t['probability']:.6f}" for t in top),
+      "num_locations": row.get("num_locations", ""),
+      "boxes": json.dumps([[b["level"], round(b["y0"], 2), round(b["x0"], 2),
+                            round(b["y1"], 2), round(b["x1"], 2)]
+                           for b in row["boxes"]]),
+      "ms": row["ms"], "error": row["error"] or ""}
+
+
+# --------------------------------------------------------------- outputs
+def geojson(row: dict) -> dict:
+  """The attended boxes (past level 1) as a GeoJSON FeatureCollection of
+  annotation rectangles in level-0 pixels (x right, y down), as QuPath
+  imports them."""
+  colours = {2: [255, 0, 0], 3: [0, 160, 255], 4: [255, 200, 0]}
+  features = []
+  for i, b in enumerate(row["boxes"]):
+    if b["level"] <= 1:
+      continue
+    ring = [[b["x0"], b["y0"]], [b["x1"], b["y0"]], [b["x1"], b["y1"]],
+            [b["x0"], b["y1"]], [b["x0"], b["y0"]]]
+    features.append({
+        "type": "Feature", "id": f"tnet-{i}",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {
+            "objectType": "annotation",
+            "name": f"TNet level {b['level']} #{i}",
+            "classification": {"name": f"TNet level {b['level']}",
+                               "color": colours.get(b["level"],
+                                                    [200, 200, 200])},
+            "measurements": ({"location probability": b["probability"]}
+                             if b["probability"] is not None else {})}})
+  return {"type": "FeatureCollection", "features": features}
+
+
+def overview(source, pixels: Optional[np.ndarray], side: int = 1024):
+  """The image to draw on, and its scale from level-0 pixels."""
+  if pixels is not None:
+    return pixels, 1.0
+  level = 0
+  for lv, (h, w) in enumerate(source.level_shapes):
+    if max(h, w) >= side:
+      level = lv
+  h, w = source.level_shapes[level]
+  if h * w > regions.MAX_PIXELS:
+    raise regions.RegionReadError(f"{source.name}: no pyramid level small "
+                                  "enough to draw the overlay on")
+  return source.read(level, 0, h, 0, w), 1.0 / source.downsample(level)[0]
+
+
+def write_overlay(row: dict, image: np.ndarray, scale: float,
+                  path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from tnet_tf import visualize
+  boxes = np.array([[b["y0"], b["x0"], b["y1"], b["x1"]]
+                    for b in row["boxes"]], np.float64).reshape(-1, 4)
+  levels = np.array([b["level"] for b in row["boxes"]], int)
+  h, w = image.shape[:2]
+  fig, ax = plt.subplots(figsize=(6, 6 * h / w))
+  top = row["top5"][0] if row["top5"] else {"class": "?", "probability": 0}
+  visualize.draw_attention(
+      image, boxes * scale, levels, ax,
+      title=f"{os.path.basename(row['path'])}: {top['class']} "
+            f"({top['probability']:.2f})")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _stem(path: str, taken: set) -> str:
+  stem = os.path.splitext(os.path.basename(path))[0] or "image"
+  name, i = stem, 1
+  while name in taken:
+    i += 1
+    name = f"{stem}_{i}"
+  taken.add(name)
+  return name
+
+
+# --------------------------------------------------------------- the run
+class Predictor:
+  """Runs a model over paths and writes the outputs (see the module)."""
+
+  def __init__(self, model, locations: Sequence[int], output: str,
+               batch_size: int = 8, overlays: bool = False,
+               max_pixels: int = regions.MAX_PIXELS,
+               threshold: Optional[float] = None):
+    self.model = model
+    self.threshold = threshold
+    self.locations = tuple(locations)
+    self.output = output
+    self.batch_size = max(1, batch_size)
+    self.overlays = overlays
+    self.max_pixels = max_pixels
+    self._stems = set()
+
+  def rows(self, paths: Sequence[str]) -> Iterable[dict]:
+    """Rows in input order, a chunk of ``batch_size`` paths at a time."""
+    for start in range(0, len(paths), self.batch_size):
+      yield from self._chunk(paths[start:start + self.batch_size])
+
+  def _chunk(self, paths):
+    rows = [None] * len(paths)
+    dense = {}  # (h, w) -> [(index, pixels, source)]
+    for i, path in enumerate(paths):
+      t0 = time.perf_counter()
+      try:
+        kind, pixels, source = open_image(path, self.max_pixels)
+      except regions.RegionReadError as err:
+        rows[i] = _row(path, None, None, 0, 0.0, "", str(err))
+        continue
+      if kind == "array":
+        pixels = _channels(pixels, self.model.channels)
+        dense.setdefault(pixels.shape, []).append((i, pixels, source))
+        continue
+      rows[i] = self._lazy(path, source, t0)
+    for group in dense.values():
+      t0 = time.perf_counter()
+      out = self.model(np.stack([p for _, p, _ in group]), self.locations,
+                       self.threshold)
+      ms = (time.perf_counter() - t0) * 1e3 / len(group)
+      for j, (i, pixels, source) in enumerate(group):
+        rows[i] = _row(paths[i], source, out, j, ms, "whole")
+        self._extras(rows[i], source, pixels, slide=False)
+    return rows
+
+  def _lazy(self, path, source, t0) -> dict:
+    try:
+      if not self.model.lazy:
+        raise regions.RegionReadError(
+            f"{path}: a pyramidal or large image is read region by region, "
+            "which needs the run directory (--model=RUN_DIR), not a "
+            "SavedModel")
+      out = self.model(
+          regions.Regions([source], max_pixels=self.max_pixels),
+          self.locations, self.threshold)
+      ms = (time.perf_counter() - t0) * 1e3
+      row = _row(path, source, out, 0, ms, "regions")
+      h, w = source.level_shapes[0]
+      row["pixels_read_fraction"] = source.decoded_pixels / (h * w)
+      self._extras(row, source, None, slide=True)
+      return row
+    except (regions.RegionReadError, tf.errors.InvalidArgumentError,
+            tf.errors.UnknownError) as err:
+      return _row(path, source, None, 0, 0.0, "regions",
+                  _message(err, path))
+    finally:
+      source.close()
+
+  def _extras(self, row, source, pixels, slide: bool) -> None:
+    if not (self.overlays or slide):
+      return
+    stem = _stem(row["path"], self._stems)
+    if slide:
+      folder = os.path.join(self.output, "annotations")
+      os.makedirs(folder, exist_ok=True)
+      row["geojson"] = os.path.join(folder, stem + ".geojson")
+      with open(row["geojson"], "w", encoding="utf-8") as f:
+        json.dump(geojson(row), f)
+    if self.overlays:
+      folder = os.path.join(self.output, "overlays")
+      os.makedirs(folder, exist_ok=True)
+      image, scale = overview(source, pixels)
+      row["overlay"] = os.path.join(folder, stem + ".png")
+      write_overlay(row, image, scale, row["overlay"])
+
+
+def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
+        batch_size: int = 8, overlays: bool = False,
+        max_pixels: int = regions.MAX_PIXELS, progress=sys.stderr,
+        threshold: Optional[float] = None) -> dict:
+  """Predicts every path, writing the CSV and JSONL as rows come; returns
+  ``{"images", "failed", "csv", "jsonl", "seconds"}``."""
+  os.makedirs(output, exist_ok=True)
+  predictor = Predictor(model, locations, output, batch_size, overlays,
+                        max_pixels, threshold)
+  csv_path = os.path.join(output, "predictions.csv")
+  jsonl_path = os.path.join(output, "predictions.jsonl")
+  failed, done, start = 0, 0, time.perf_counter()
+  with open(csv_path, "w", newline="", encoding="utf-8") as c, open(
+      jsonl_path, "w", encoding="utf-8") as j:
+    writer = csv.DictWriter(c, CSV_FIELDS)
+    writer.writeheader()
+    for row in predictor.rows(paths):
+      writer.writerow(_csv_row(row))
+      j.write(json.dumps(row) + "\n")
+      c.flush()
+      j.flush()
+      done += 1
+      failed += row["error"] is not None
+      if progress is not None:
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        progress.write(f"\r{done}/{len(paths)} images, {rate:.1f} images/s,"
+                       f" {failed} failed")
+        progress.flush()
+  if progress is not None:
+    progress.write("\n")
+  return {"images": done, "failed": failed, "csv": csv_path,
+          "jsonl": jsonl_path, "seconds": time.perf_counter() - start}
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("model", None, "A run directory or a SavedModel.")
+  flags.DEFINE_string("checkpoint", None,
+                      "Checkpoint of a run directory (default: latest).")
+  flags.DEFINE_list("locations", None,
+                    "Cells attended per region at each level after the "
+                    "first (default: the model's).")
+  flags.DEFINE_string("output", "predictions", "Output directory.")
+  flags.DEFINE_integer("batch_size", 8, "Images per batch (same-size "
+                       "images that fit in memory are batched).")
+  flags.DEFINE_bool("overlays", False, "Draw the boxes on each image.")
+  flags.DEFINE_float("threshold", None,
+                     "Adaptive attention (two-level TNets): each image stops "
+                     "once its top class probability (or the run's fitted "
+                     "halting score, tnet_tf.inference.adaptive) reaches this, after "
+                     "at most --locations cells (default: the cells the "
+                     "halting module was fitted for); rows give "
+                     "num_locations.")
+  flags.DEFINE_integer("max_megapixels", regions.MAX_PIXELS // 2 ** 20,
+                       "Largest image decoded whole; larger TIFFs are read "
+                       "region by region, larger JPEG/PNG files fail.")
+
+
+def main(argv: Sequence[str]) -> None:
+  flags_ = flags.FLAGS
+  if not flags_.model:
+    raise app.UsageError("--model is required (a run directory or a "
+                         "SavedModel)")
+  paths = expand_paths(argv[1:])
+  if not paths:
+    raise app.UsageError("no PATH given (files, folders, globs or a .txt "
+                         "list of paths)")
+  try:
+    model = load_model(flags_.model, flags_.checkpoint)
+  except (FileNotFoundError, ValueError, OSError) as err:
+    raise SystemExit(f"error: {err}") from None
+  default = (getattr(model, "adaptive_locations", model.default_locations)
+             if flags_.threshold is not None else model.default_locations)
+  locations = (default if flags_.locations is None
+               else [int(k) for k in flags_.locations])
+  if flags_.threshold is not None and (
+      model.levels != 2 or not getattr(model, "adaptive", True)):
+    raise app.UsageError("--threshold needs a two-level TNet (a SavedModel "
+                         "with the serve_adaptive signature)")
+  summary = run(model, paths, locations, flags_.output, flags_.batch_size,
+                flags_.overlays, flags_.max_megapixels * 2 ** 20,
+                threshold=flags_.threshold)
+  print(f"{summary['images']} images, {summary['failed']} failed, "
+        f"{summary['seconds']:.1f} s: {summary['csv']}, {summary['jsonl']}")
+  if summary["failed"]:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

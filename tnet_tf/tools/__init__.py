@@ -1,0 +1,2 @@
+"""Measurements and transformations of trained models: cost profiles and
+compression."""

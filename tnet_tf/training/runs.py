@@ -1,0 +1,152 @@
+"""Run directories: their record, their checkpoints, their trained model.
+
+A run directory (``tnet_tf.training.trainer``) holds ``config.json`` (the
+``Experiment`` record), ``checkpoints/``, ``summary.json`` and
+``classes.json``. Export, attention, compression and prediction load a
+trained model through ``load`` here, and nowhere else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tnet_tf import version
+from tnet_tf.config import Experiment
+from tnet_tf.training import tasks
+
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints"
+
+
+def record_path(run_dir: str) -> str:
+  return os.path.join(run_dir, CONFIG)
+
+
+def write_record(run_dir: str, experiment: Experiment) -> None:
+  with open(record_path(run_dir), "w") as fh:
+    json.dump(experiment.to_record(), fh, indent=1)
+
+
+def read_record(run_dir: str) -> Optional[dict]:
+  """The raw ``config.json`` record of ``run_dir``, or None."""
+  path = record_path(run_dir)
+  if not os.path.exists(path):
+    return None
+  with open(path) as fh:
+    return json.load(fh)
+
+
+def read_experiment(run_dir: str) -> Experiment:
+  record = read_record(run_dir)
+  if record is None:
+    raise FileNotFoundError(f"{record_path(run_dir)} not found: not a run "
+                            "directory of tnet_tf.experiments")
+  return Experiment.from_record(record)
+
+
+def checkpoint_path(path: str) -> str:
+  """A checkpoint prefix, or the latest checkpoint of a run directory (or
+  of a folder of checkpoints)."""
+  if tf.io.gfile.isdir(path):
+    found = (tf.train.latest_checkpoint(os.path.join(path, CHECKPOINTS))
+             or tf.train.latest_checkpoint(path))
+    if not found:
+      raise FileNotFoundError(f"no checkpoint in {path} or {path}/"
+                              f"{CHECKPOINTS}")
+    return found
+  if not tf.io.gfile.exists(path + ".index"):
+    raise FileNotFoundError(f"checkpoint not found: {path}(.index)")
+  return path
+
+
+def run_dir_of(path: str) -> Optional[str]:
+  """The run directory a checkpoint (prefix or folder) belongs to: the
+  nearest of it and its two parents holding a ``config.json``."""
+  path = os.path.abspath(path)
+  for folder in (path, os.path.dirname(path),
+                 os.path.dirname(os.path.dirname(path))):
+    if os.path.isfile(record_path(folder)):
+      return folder
+  return None
+
+
+def read_weights(task: tasks.Classifier, checkpoint: str, what: str) -> None:
+  """Restores ``task``'s weights from a training checkpoint (no optimiser
+  state), or a ValueError naming ``what`` when they do not match."""
+  try:
+    tf.train.Checkpoint(model=task).read(
+        checkpoint).assert_existing_objects_matched().expect_partial()
+  except (AssertionError, ValueError, tf.errors.OpError) as err:
+    raise ValueError(f"{what} does not match this model: "
+                     f"{str(err).splitlines()[0][:400]}") from err
+
+
+def class_names(run_dir: str, num_classes: int) -> list[str]:
+  """The class names a run recorded (classes.json / summary.json)."""
+  for name, key in (("classes.json", None), ("summary.json", "data")):
+    path = os.path.join(run_dir, name)
+    if os.path.exists(path):
+      with open(path) as fh:
+        data = json.load(fh)
+      names = data.get(key, {}).get("classes") if key else data
+      if names and len(names) == num_classes:
+        return [str(n) for n in names]
+  return [str(i) for i in range(num_classes)]
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """A trained run: its experiment, its task with the weights of
+  ``checkpoint``, and the class names."""
+  run_dir: str
+  experiment: Experiment
+  task: tasks.Classifier
+  checkpoint: str
+  class_names: list[str]
+
+
+def load(path: str, checkpoint: Optional[str] = None) -> LoadedRun:
+  """The model of a run directory (or of a checkpoint inside one),
+  restored from the given checkpoint or the latest one."""
+  run_dir = (path if os.path.isfile(record_path(path)) else run_dir_of(path))
+  if run_dir is None:
+    raise FileNotFoundError(f"{record_path(path)} not found: not a run "
+                            "directory of tnet_tf.experiments")
+  experiment = read_experiment(run_dir)
+  if checkpoint is None:
+    checkpoint = checkpoint_path(path if path != run_dir else run_dir)
+  else:
+    checkpoint = checkpoint_path(checkpoint)
+  # the checkpoint has every weight: no pre-trained backbone file needed
+  kwargs = {k: v for k, v in experiment.model.backbone_kwargs.items()
+            if k != "weights"}
+  task = tasks.create(experiment.kind,
+                      experiment.model.replace(backbone_kwargs=kwargs),
+                      experiment.loss)
+  read_weights(task, checkpoint, f"checkpoint {checkpoint}")
+  return LoadedRun(run_dir, experiment, task, checkpoint,
+                   class_names(run_dir, experiment.model.num_classes))
+
+
+def weights_digest(model: keras.Model) -> str:
+  """SHA-256 of every weight of ``model``, in order: which weights a record
+  (a fitted halting module, a summary) belongs to."""
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+  return digest.hexdigest()
+
+
+def versions() -> dict:
+  """The versions a run was made with, for its records."""
+  return {"tnet_tf": version.__version__, "tensorflow": tf.__version__,
+          "tf_keras": keras.__version__, "numpy": np.__version__,
+          "python": platform.python_version()}
