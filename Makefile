@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PY) -m tnet_tf.experiments.synthetic --run_dir=runs/synthetic
 
 profile: $(STAMP)
-	$(PY) -m tnet_tf.tools.profile
+	$(PY) -m tnet_tf.cli.profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -48,5 +48,5 @@ setup(
         # its library in the wheel
         "slides": ["openslide-python==1.4.7", "openslide-bin==4.0.1.2"],
     },
-    entry_points={"console_scripts": ["tnet-profile=tnet_tf.tools.profile:run"]},
+    entry_points={"console_scripts": ["tnet-profile=tnet_tf.cli.profile:run"]},
 )

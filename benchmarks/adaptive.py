@@ -28,6 +28,7 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import record  # noqa: E402
+from tnet_tf.cli import adaptive as adaptive_cli  # noqa: E402
 from tnet_tf.inference import adaptive  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -51,12 +52,12 @@ def define_flags() -> None:
   flags.DEFINE_enum("benchmark", None, sorted(PRESETS), "Which benchmark "
                     "(sets --run_dir, --max_locations and the thresholds "
                     "unless given).")
-  adaptive.define_flags()
+  adaptive_cli.define_flags()
   flags.DEFINE_string("rows_out", None, "The rows with the mean times "
                       "(default experiments/<benchmark>/adaptive.json).")
   record.define_flags("benchmarks/adaptive.json")
   flags.adopt_module_key_flags(record)
-  flags.adopt_module_key_flags(adaptive)
+  flags.adopt_module_key_flags(adaptive_cli)
 
 
 def apply_preset() -> str:
@@ -78,7 +79,7 @@ def main(argv):
   if not os.path.isdir(FLAGS.run_dir):
     raise SystemExit(f"error: {FLAGS.run_dir} not found: train it first "
                      f"(python -m tnet_tf.experiments.{name})")
-  setup = adaptive.Setup()
+  setup = adaptive_cli.Setup()
   rows = setup.evaluate()
   adaptive.print_rows(rows)
   timed = []

@@ -28,6 +28,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.cli import compress as compress_cli
+
 from tnet_tf.tools import compress
 from tnet_tf import data as data_lib
 from tnet_tf.model import cost
@@ -43,7 +45,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-  compress.define_flags(fv)
+  compress_cli.define_flags(fv)
   d = dict(flag_values=fv)
   flags.DEFINE_string("table", None, "Write the table of every variant "
                       "(and the float model) to this JSON file.", **d)
@@ -150,7 +152,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    methods, options, experiment, root = compress.parse(FLAGS)
+    methods, options, experiment, root = compress_cli.parse(FLAGS)
   except (ValueError, TypeError) as err:
     raise app.UsageError(str(err))
   except FileNotFoundError as err:

@@ -92,7 +92,7 @@ def test_cli_on_a_trained_run(tmp_path):
       tags.update(v.tag for v in event.summary.value)
   assert "attention/locations_2" in tags
   out = subprocess.run(
-      [sys.executable, "-m", "tnet_tf.inference.attention", f"--run_dir={run_dir}",
+      [sys.executable, "-m", "tnet_tf.cli.attention", f"--run_dir={run_dir}",
        "--max_examples=6", "--locations=3", "--pictures=4"],
       capture_output=True, text=True, env=env, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
@@ -102,7 +102,7 @@ def test_cli_on_a_trained_run(tmp_path):
   assert os.path.getsize(os.path.join(run_dir, "attention",
                                       "attention.png")) > 1000
   bad = subprocess.run(
-      [sys.executable, "-m", "tnet_tf.inference.attention",
+      [sys.executable, "-m", "tnet_tf.cli.attention",
        f"--run_dir={tmp_path / 'nowhere'}"],
       capture_output=True, text=True, env=env, timeout=600)
   assert bad.returncode != 0 and "config.json not found" in bad.stderr

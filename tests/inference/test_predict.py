@@ -1,4 +1,4 @@
-"""``python -m tnet_tf.inference.predict``: rows for every file, error rows for the
+"""``python -m tnet_tf.cli.predict``: rows for every file, error rows for the
 bad ones, the SavedModel's outputs, slides read region by region."""
 import csv
 import json
@@ -55,7 +55,7 @@ def test_a_mixed_folder_gets_a_row_per_file_and_errors_for_the_bad_ones(
   run_dir, _ = run
   out = tmp_path / "out"
   result = subprocess.run(
-      [sys.executable, "-m", "tnet_tf.inference.predict", f"--model={run_dir}",
+      [sys.executable, "-m", "tnet_tf.cli.predict", f"--model={run_dir}",
        f"--output={out}", "--overlays", folder], cwd=REPO,
       capture_output=True, text=True, timeout=300,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

@@ -71,7 +71,7 @@ def test_graph_macs_of_a_dense_layer_by_hand():
 
 def _run_cli(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", "tnet_tf.tools.profile", *args],
+  return subprocess.run([sys.executable, "-m", "tnet_tf.cli.profile", *args],
                         capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -12,7 +12,7 @@ built-in tasks the images are natural photographs, the task is read
 through files (the folder entry point) and the canvases are large enough
 for three levels.
 
-``python -m tnet_tf.data.faces DIR`` writes the folder; then train on it as
+``python -m tnet_tf.cli.faces DIR`` writes the folder; then train on it as
 a user would, through ``python -m tnet_tf.experiments.folder
 --data_dir=DIR ...`` (experiments/README.md, "Training you can trust").
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -170,10 +169,3 @@ def write_folder(out_dir: str, cfg: FacesConfig = FacesConfig()) -> dict:
   with open(record_path, "w") as fh:
     json.dump(record, fh)
   return record
-
-
-if __name__ == "__main__":
-  if len(sys.argv) != 2:
-    raise SystemExit("usage: python -m tnet_tf.data.faces OUT_DIR")
-  written = write_folder(sys.argv[1])
-  print(f"{len(written['boxes'])} canvases in {sys.argv[1]}")

@@ -1,7 +1,7 @@
 """Fewer locations where the image is easy: adaptive attention against
 fixed k, on a trained run's evaluation split.
 
-  python -m tnet_tf.inference.adaptive --run_dir=runs/synthetic/tnet \\
+  python -m tnet_tf.cli.adaptive --run_dir=runs/synthetic/tnet \\
       --max_locations=12 --thresholds=0.5,0.7,0.9,0.95,0.99 \\
       --out=experiments/synthetic/adaptive.json
 
@@ -24,17 +24,11 @@ import json
 import os
 from typing import Optional, Sequence
 
-from absl import app
-from absl import flags
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tnet_tf.training import evaluation
 from tnet_tf.model.layers import halting as halting_lib
-from tnet_tf.model.tnet import ADAPTIVE_RULES
-
-FLAGS = flags.FLAGS
 
 HALTING_DIR = "halting"  # inside the run directory
 
@@ -169,13 +163,13 @@ def load_halting(run_dir: str, checkpoint: str,
     raise ValueError(
         f"{path} was fitted to checkpoint {about.get('checkpoint')}, the "
         f"run is at {os.path.basename(checkpoint)}: fit it again "
-        "(python -m tnet_tf.inference.adaptive --fit_halting ...)")
+        "(python -m tnet_tf.cli.adaptive --fit_halting ...)")
   if digest and about.get("weights_sha256") and (
       about["weights_sha256"] != digest):
     raise ValueError(
         f"{path} was fitted to other weights than {checkpoint} holds now "
         f"(sha256 {about['weights_sha256'][:12]}…, now {digest[:12]}…: the "
-        "run was trained again): fit it again (python -m tnet_tf.inference.adaptive "
+        "run was trained again): fit it again (python -m tnet_tf.cli.adaptive "
         "--fit_halting ...)")
   if about.get("features") != list(halting_lib.FEATURES):
     raise ValueError(f"{path} scores other statistics than this version's "
@@ -342,145 +336,3 @@ def write(rows: list[dict], out: str, title: str) -> None:
     json.dump(rows, f, indent=1)
     f.write("\n")
   plot(rows, os.path.splitext(out)[0] + ".png", title)
-
-
-# ----------------------------------------------------------------- set-up
-def define_flags() -> None:
-  flags.DEFINE_string("run_dir", None, "A trained two-level TNet run.")
-  flags.DEFINE_integer("max_locations", None,
-                       "The largest k (default: the run's locations).")
-  flags.DEFINE_list("rules", ["max_probability", "learned"],
-                    "Stopping rules compared (max_probability, margin, "
-                    "learned).")
-  flags.DEFINE_list("thresholds", ["0.5", "0.7", "0.8", "0.9", "0.95",
-                                   "0.99"], "Thresholds of every rule.")
-  flags.DEFINE_list("learned_thresholds", None, "Thresholds of the learned "
-                    "rule (default --thresholds).")
-  flags.DEFINE_integer("group", 1, "Cells read per step before the "
-                       "stopping rule is applied again.")
-  flags.DEFINE_string("first", None, "Cells of the first step after level "
-                      "1 (default --group): one backbone call for the cells "
-                      "nearly every image needs; 'auto': the fewest cells "
-                      "after which the running prediction already is the "
-                      "final one for --first_agreement of the halting "
-                      "split's images.")
-  flags.DEFINE_float("first_agreement", 0.75, "What --first=auto asks.")
-  flags.DEFINE_bool("fit_halting", False, "Fit the halting module again "
-                    "(it is fitted anyway when the run has none).")
-  flags.DEFINE_string("halting_split", "validation", "Split the halting "
-                      "module is fitted on (not one the model trained on).")
-  flags.DEFINE_integer("halting_examples", 500, "Images it is fitted on.")
-  flags.DEFINE_integer("examples", 1000, "Evaluation images.")
-  flags.DEFINE_integer("batch_size", 32, "Evaluation batch.")
-  flags.DEFINE_integer("timing_images", 48, "Images timed per case.")
-  flags.DEFINE_integer("repeats", 3, "Timed rounds (median).")
-
-
-class Setup:
-  """What a comparison needs from the flags: the run's network, the
-  thresholds per rule, the halting module (fitted if needed), the
-  evaluation dataset and the timing images."""
-
-  def __init__(self, flags_=FLAGS, say=print):
-    from tnet_tf import data as data_lib
-    from tnet_tf.training import runs
-    loaded = runs.load(flags_.run_dir)
-    network = getattr(loaded.task, "network", None)
-    if network is None or not hasattr(network, "call_adaptive"):
-      raise SystemExit(f"error: {flags_.run_dir} is not a TNet run")
-    self.network = network
-    self.k = flags_.max_locations or network.config.locations[0]
-    first = flags_.first
-    if first not in (None, "auto"):
-      try:
-        first = int(first)
-      except ValueError:
-        raise app.UsageError(f"--first must be a number of cells or 'auto', "
-                             f"got {first!r}") from None
-    self.schedule = {"group": flags_.group, "first": first}
-    unknown = set(flags_.rules) - set(ADAPTIVE_RULES)
-    if unknown:
-      raise app.UsageError(f"unknown --rules {sorted(unknown)}; choose from "
-                           f"{list(ADAPTIVE_RULES)}")
-    self.thresholds = {
-        rule: [float(t) for t in (
-            flags_.learned_thresholds if rule == "learned" and
-            flags_.learned_thresholds else flags_.thresholds)]
-        for rule in flags_.rules}
-    cfg = loaded.experiment.data
-    if "learned" in self.thresholds and (
-        flags_.halting_split == cfg.eval_split):
-      raise app.UsageError(
-          f"--halting_split={flags_.halting_split} is the split this run is "
-          "evaluated on: fit the halting module on another one (held out "
-          "from training if there is one)")
-    self.halting = None
-    if "learned" in self.thresholds:
-      if not flags_.fit_halting:
-        self.halting = halting_of(loaded)
-      if self.halting is None:
-        say(f"fitting the halting module on {flags_.halting_examples} "
-            f"images of split {flags_.halting_split!r}")
-        fitting = data_lib.build(flags_.halting_split, cfg).take(
-            flags_.halting_examples).batch(flags_.batch_size)
-        outputs = running_outputs(network, fitting, self.k)
-        if first == "auto":
-          every = statistics(outputs)["agree"].mean(0)
-          self.schedule["first"] = auto_first(every, flags_.first_agreement)
-          say(f"--first=auto: {self.schedule['first']} cells (agreement "
-              f"with the final prediction by cells read: "
-              f"{np.round(every, 3).tolist()})")
-        data = statistics(outputs, self.schedule)
-        self.halting, fit = fit_halting(data, self.schedule, self.k,
-                                        say=say)
-        path = save_halting(self.halting, loaded.run_dir, loaded.checkpoint,
-                            {"split": flags_.halting_split,
-                             "examples": int(len(data["x"])), **fit},
-                            weights_digest(loaded))
-        say(f"wrote {path}: {fit}")
-      else:  # the schedule it was fitted for
-        self.schedule = halting_lib.schedule_of(self.halting)
-        if self.halting.max_locations != self.k:
-          logging.warning("the halting module was fitted for k=%d; used "
-                          "here with k=%d", self.halting.max_locations,
-                          self.k)
-    if self.schedule["first"] == "auto":
-      raise app.UsageError("--first=auto is read from the halting fit: it "
-                           "needs --rules with learned")
-    split = cfg.eval_split
-    self.dataset = data_lib.build(split, cfg).take(flags_.examples).batch(
-        flags_.batch_size)
-    self.images = np.stack([x for x, _ in data_lib.build(split, cfg).take(
-        flags_.timing_images).as_numpy_iterator()])
-    group, first = self.schedule["group"], self.schedule["first"]
-    steps = (f"{first} cells, then " if first and first != group else "") + (
-        f"{group} cell{'s' if group > 1 else ''} a step")
-    self.title = f"{flags_.run_dir}: adaptive ({steps}) vs fixed k"
-
-  def evaluate(self) -> list[dict]:
-    return evaluate(self.network, self.dataset, self.k, self.thresholds,
-                    self.schedule, self.halting)
-
-
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS.run_dir or not FLAGS.out:
-    raise app.UsageError("--run_dir and --out are required")
-  setup = Setup()
-  rows = setup.evaluate()
-  timings(setup.network, setup.images, rows, setup.k, FLAGS.repeats,
-          setup.schedule, setup.halting)
-  print_rows(rows)
-  print(json.dumps(summary(rows, setup.k)))
-  write(rows, FLAGS.out, setup.title)
-
-
-def run(argv: Optional[Sequence[str]] = None) -> None:
-  define_flags()
-  flags.DEFINE_string("out", None, "JSON output (a .png beside it).")
-  app.run(main, argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -1,6 +1,6 @@
 """SavedModel export for serving, with the attention adjustable per request.
 
-  python -m tnet_tf.inference.export --run_dir=runs/fmow/tnet_stage2 [--output=DIR]
+  python -m tnet_tf.cli.export --run_dir=runs/fmow/tnet_stage2 [--output=DIR]
 
 Signatures:
 - ``serving_default``: ``images`` uint8 ``[B, H, W, C]`` of any height and
@@ -39,8 +39,6 @@ import shutil
 import tempfile
 from typing import Optional, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 import tensorflow as tf
 import tf_keras as keras
@@ -208,31 +206,6 @@ def export_saved_model(model: keras.Model, path: str,
   return path
 
 
-def main(argv: Sequence[str]) -> None:
-  from tnet_tf.inference import adaptive  # local: keeps serving light
-  from tnet_tf import data as data_lib
-  from tnet_tf.training import runs
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  flags_ = flags.FLAGS
-  if not flags_.run_dir:
-    raise app.UsageError("--run_dir is required")
-  try:
-    loaded = runs.load(flags_.run_dir, flags_.checkpoint)
-    halting = adaptive.halting_of(loaded)
-  except (FileNotFoundError, ValueError) as err:
-    raise SystemExit(f"error: {err}") from None
-  output = flags_.output or os.path.join(flags_.run_dir, "saved_model")
-  locations = ([int(k) for k in flags_.locations]
-               if flags_.locations is not None else None)
-  export_saved_model(loaded.task, output, loaded.class_names,
-                     data_lib.channels(loaded.experiment.data), locations,
-                     halting)
-  logging.info("exported %s (from %s%s)", output, loaded.checkpoint,
-               ", with its halting module" if halting is not None else "")
-  print(output)
-
-
 class ExportAtEnd(Callback):
   """The end-of-run action that exports a finished training run: its
   serving SavedModel (``<run_dir>/saved_model``) and ``classes.json``.
@@ -266,19 +239,3 @@ def end_of_run(experiment) -> list[Callback]:
   if experiment.export and experiment.mode == "train":
     return [ExportAtEnd()]
   return []
-
-
-def _define_flags() -> None:
-  flags.DEFINE_string("run_dir", None, "Run directory to export.")
-  flags.DEFINE_string("checkpoint", None,
-                      "Checkpoint to export (default: the run's latest).")
-  flags.DEFINE_string("output", None,
-                      "SavedModel directory (default <run_dir>/saved_model).")
-  flags.DEFINE_list("locations", None,
-                    "Default locations per level recorded in the metadata "
-                    "(default: the run's).")
-
-
-if __name__ == "__main__":
-  _define_flags()
-  app.run(main)

@@ -1,6 +1,6 @@
 """Classifies new images and slides with a trained TNet.
 
-  python -m tnet_tf.inference.predict --model=RUN_DIR|SAVED_MODEL [--locations=2,1]
+  python -m tnet_tf.cli.predict --model=RUN_DIR|SAVED_MODEL [--locations=2,1]
       [--output=predictions] [--overlays] [--batch_size=8] PATH...
 
 PATHs are files, folders (every file below them), globs, or text files of
@@ -31,8 +31,6 @@ import sys
 import time
 from typing import Iterable, Optional, Sequence
 
-from absl import app
-from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -407,61 +405,3 @@ def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
     progress.write("\n")
   return {"images": done, "failed": failed, "csv": csv_path,
           "jsonl": jsonl_path, "seconds": time.perf_counter() - start}
-
-
-def _define_flags() -> None:
-  flags.DEFINE_string("model", None, "A run directory or a SavedModel.")
-  flags.DEFINE_string("checkpoint", None,
-                      "Checkpoint of a run directory (default: latest).")
-  flags.DEFINE_list("locations", None,
-                    "Cells attended per region at each level after the "
-                    "first (default: the model's).")
-  flags.DEFINE_string("output", "predictions", "Output directory.")
-  flags.DEFINE_integer("batch_size", 8, "Images per batch (same-size "
-                       "images that fit in memory are batched).")
-  flags.DEFINE_bool("overlays", False, "Draw the boxes on each image.")
-  flags.DEFINE_float("threshold", None,
-                     "Adaptive attention (two-level TNets): each image stops "
-                     "once its top class probability (or the run's fitted "
-                     "halting score, tnet_tf.inference.adaptive) reaches this, after "
-                     "at most --locations cells (default: the cells the "
-                     "halting module was fitted for); rows give "
-                     "num_locations.")
-  flags.DEFINE_integer("max_megapixels", regions.MAX_PIXELS // 2 ** 20,
-                       "Largest image decoded whole; larger TIFFs are read "
-                       "region by region, larger JPEG/PNG files fail.")
-
-
-def main(argv: Sequence[str]) -> None:
-  flags_ = flags.FLAGS
-  if not flags_.model:
-    raise app.UsageError("--model is required (a run directory or a "
-                         "SavedModel)")
-  paths = expand_paths(argv[1:])
-  if not paths:
-    raise app.UsageError("no PATH given (files, folders, globs or a .txt "
-                         "list of paths)")
-  try:
-    model = load_model(flags_.model, flags_.checkpoint)
-  except (FileNotFoundError, ValueError, OSError) as err:
-    raise SystemExit(f"error: {err}") from None
-  default = (getattr(model, "adaptive_locations", model.default_locations)
-             if flags_.threshold is not None else model.default_locations)
-  locations = (default if flags_.locations is None
-               else [int(k) for k in flags_.locations])
-  if flags_.threshold is not None and (
-      model.levels != 2 or not getattr(model, "adaptive", True)):
-    raise app.UsageError("--threshold needs a two-level TNet (a SavedModel "
-                         "with the serve_adaptive signature)")
-  summary = run(model, paths, locations, flags_.output, flags_.batch_size,
-                flags_.overlays, flags_.max_megapixels * 2 ** 20,
-                threshold=flags_.threshold)
-  print(f"{summary['images']} images, {summary['failed']} failed, "
-        f"{summary['seconds']:.1f} s: {summary['csv']}, {summary['jsonl']}")
-  if summary["failed"]:
-    sys.exit(1)
-
-
-if __name__ == "__main__":
-  _define_flags()
-  app.run(main)

@@ -1,6 +1,6 @@
 """A smaller TNet: pruning, 2:4 sparsity, QAT and post-training int8.
 
-``python -m tnet_tf.tools.compress --method=prune --init_checkpoint=RUN_DIR
+``python -m tnet_tf.cli.compress --method=prune --init_checkpoint=RUN_DIR
 --run_dir=OUT`` starts from a trained TNet (the run directory's
 ``config.json`` gives the architecture, loss and data), fine-tunes it with
 the trainer where the method needs it, and writes into
@@ -24,12 +24,9 @@ variants (size, accuracy in the TFLite runtime, speed).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Callable, Optional, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
@@ -47,7 +44,6 @@ from tnet_tf.inference import tflite
 from tnet_tf.training import callbacks
 from tnet_tf.training import trainer
 from tnet_tf.config import DataConfig, Experiment
-from tnet_tf.cli import runner
 from tnet_tf.model.tnet import TNet
 
 METHODS = ("prune", "prune_2x4", "ptq_int8", "qat_int8")
@@ -55,7 +51,6 @@ PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
 _KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 _sparsity = tfmot.sparsity.keras
 _quantize = tfmot.quantization.keras
-FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass
@@ -414,60 +409,3 @@ def write_artifacts(model: TNet, out: str, data_cfg: DataConfig,
                                     channels=channels)
   logging.info("wrote %s (%d bytes) and %s", path, len(data), saved)
   return {"tflite": path, "saved_model": saved}
-
-
-# -------------------------------------------------------------- the CLI
-def define_flags(fv: flags.FlagValues) -> None:
-  d = dict(flag_values=fv)
-  flags.DEFINE_list("method", None, f"Compression methods, one run each: "
-                    f"{', '.join(METHODS)}.", **d)
-  flags.DEFINE_float("sparsity", 0.5, "prune: final fraction of zero "
-                     "weights.", **d)
-  flags.DEFINE_float("pruning_end", 0.6,
-                     "prune: fraction of the fine-tuning steps after which "
-                     "the target sparsity is reached (polynomial from 0).",
-                     **d)
-  flags.DEFINE_integer("pruning_frequency", 10,
-                       "prune: steps between mask updates.", **d)
-  flags.DEFINE_integer("calibration_examples", 64,
-                       "int8: training images for the representative "
-                       "dataset.", **d)
-
-
-def parse(fv: flags.FlagValues) -> tuple[list[str], Options, Experiment,
-                                         str]:
-  """Methods, options, the fine-tuning experiment and the output root."""
-  methods = check_methods(fv.method or [])
-  options = Options(fv.sparsity, fv.pruning_end, fv.pruning_frequency,
-                    fv.calibration_examples)
-  if not fv.init_checkpoint:
-    raise ValueError("--init_checkpoint (the trained TNet: a run "
-                     "directory or a checkpoint) is required")
-  flagged, root = runner.experiment_and_run_dir(fv)
-  experiment = source_experiment(fv.init_checkpoint, flagged)
-  tasks.require_tnet(runs.load(fv.init_checkpoint).task, "compression")
-  return methods, options, experiment, root
-
-
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    methods, options, experiment, root = parse(FLAGS)
-  except (ValueError, TypeError) as err:
-    raise app.UsageError(str(err))
-  except FileNotFoundError as err:
-    raise SystemExit(f"error: {err}") from None
-  try:
-    for method in methods:
-      out = compress(method, experiment, os.path.join(root, method),
-                     FLAGS.init_checkpoint, options)
-      print(json.dumps({"method": method, "tflite": out["tflite"],
-                        "saved_model": out["saved_model"]}))
-  except (ValueError, FileNotFoundError) as err:
-    logging.error("%s", err)
-    raise SystemExit(f"error: {err}") from None
-
-
-if __name__ == "__main__":
-  runner.run(None, main, define_flags)

@@ -1,6 +1,6 @@
 """Cost profiler: GMACs (the paper's "FLOPs") and parameters.
 
-``python -m tnet_tf.tools.profile`` prints the paper's rows (Tables 1–2) next to
+``python -m tnet_tf.cli.profile`` (``make profile``) prints the paper's rows (Tables 1–2) next to
 what this implementation costs; ``--json`` prints a JSON list instead.
 MACs are counted on the traced graph of one image: every Conv2D,
 DepthwiseConv2dNative, MatMul and BatchMatMul that actually runs.
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
-from absl import app
-from absl import flags
 import numpy as np
 import tensorflow as tf
 
@@ -118,8 +115,6 @@ def format_table(rows: Sequence[dict]) -> str:
   return "\n".join(lines)
 
 
-FLAGS = flags.FLAGS
-
 _MEMORY_CHILD = r"""
 import json, sys
 import numpy as np
@@ -168,42 +163,3 @@ def peak_memory_mb(saved_model: Optional[str], images: np.ndarray,
   if proc.returncode != 0 or "PEAK" not in proc.stdout:
     raise RuntimeError(f"memory measurement failed: {proc.stderr[-2000:]}")
   return float(proc.stdout.split("PEAK", 1)[1].split()[0])
-
-
-def _define_flags() -> None:
-  """Flags of the command line only: importing this module defines none."""
-  flags.DEFINE_list("config", list(CONFIGS),
-                    "Configurations to profile: imagenet, fmow, bagnet77, "
-                    "efficientnet-b0..b7.")
-  flags.DEFINE_list("input_size", None,
-                    "Square input sizes for the baseline configurations "
-                    "(default: the paper's).")
-  flags.DEFINE_bool("json", False, "Print a JSON list instead of a table.")
-
-
-def main(argv):
-  del argv
-  try:
-    sizes = [int(s) for s in FLAGS.input_size] if FLAGS.input_size else None
-  except ValueError as err:
-    raise app.UsageError(f"--input_size takes integers: {err}")
-  known = set(CONFIGS) | {f"efficientnet-b{i}" for i in range(8)}
-  unknown = [c for c in FLAGS.config if c not in known]
-  if unknown:
-    raise app.UsageError(f"unknown --config {unknown}; known: "
-                         f"{sorted(known)}")
-  rows = paper_rows(FLAGS.config, sizes)
-  if FLAGS.json:
-    json.dump(rows, sys.stdout, indent=1)
-    print()
-  else:
-    print(format_table(rows))
-
-
-def run():
-  _define_flags()
-  app.run(main)
-
-
-if __name__ == "__main__":
-  run()

@@ -11,22 +11,16 @@ are ``Callback`` objects; nothing patches the model. It reads no flags.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import os
-import platform
 import shutil
-import tempfile
 import time
 from typing import Callable, Optional, Sequence
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-import tnet_tf
 from tnet_tf import data as data_lib
 from tnet_tf.training import callbacks as callbacks_lib
 from tnet_tf.training import runs

@@ -1,4 +1,4 @@
-"""``python -m tnet_tf.inference.adaptive`` as a user runs it: a fitted halting
+"""``python -m tnet_tf.cli.adaptive`` as a user runs it: a fitted halting
 module in the run directory, the rows, the plot, and the export that
 serves by the module."""
 import json
@@ -14,7 +14,7 @@ from fakes import runs as fake_runs
 
 def _run(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  return subprocess.run([sys.executable, "-m", "tnet_tf.inference.adaptive", *args],
+  return subprocess.run([sys.executable, "-m", "tnet_tf.cli.adaptive", *args],
                         capture_output=True, text=True, timeout=600,
                         env=env)
 
@@ -57,7 +57,7 @@ def test_fits_evaluates_and_writes_the_comparison(tmp_path):
   # exported, the run serves adaptive attention by its halting module
   saved = str(tmp_path / "saved")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  proc = subprocess.run([sys.executable, "-m", "tnet_tf.inference.export",
+  proc = subprocess.run([sys.executable, "-m", "tnet_tf.cli.export",
                          f"--run_dir={run_dir}", f"--output={saved}"],
                         capture_output=True, text=True, timeout=600,
                         env=env)
