@@ -1,5 +1,7 @@
 """Datasets by name: ``build(split, cfg, training) → tf.data`` of (image,
-label), through the one pipeline of ``pipeline.py``."""
+label). Each dataset is a ``Source`` in ``SOURCES`` (generated here, an
+image folder, or TensorFlow Datasets); the generated ones go through the
+one pipeline of ``pipeline.py``."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -51,21 +53,123 @@ def _small_object(split: str, cfg: DataConfig) -> tf.data.Dataset:
   return small_object.dataset(split, small_object_config(cfg))
 
 
-# generated datasets: (source, classes, channels); a source gives decoded
-# examples, or (records, decoder(training)) when it draws them from layouts
-GENERATED: dict[str, tuple[Callable[[str, DataConfig], tf.data.Dataset], int,
-                           int]]
-GENERATED = {"toy": (_toy, toy.NUM_CLASSES, 3),
-             "megapixel_digits": (_megapixel, megapixel_digits.NUM_CLASSES,
-                                  1),
-             "megapixel_mnist": (_mnist, megapixel_mnist.NUM_CLASSES, 1),
-             "small_object": (_small_object, 4, 1)}
-DATASETS = sorted([*GENERATED, *tfds_source.DATASETS, "folder"])
+class Source:
+  """A dataset behind the one interface ``build`` and the run records use.
+
+  ``examples`` gives decoded ``(image, label)`` examples of a split
+  (shuffled, repeated and augmented when ``training``); the rest describe
+  the dataset for a config. ``slide_table`` is the table of files TNet
+  reads region by region, for sources that yield indices into one.
+  """
+  channels = 3
+
+  def examples(self, split: str, cfg: DataConfig, training: bool, seed: int,
+               counter: Optional[pipeline.SkipCounter]) -> tf.data.Dataset:
+    raise NotImplementedError
+
+  def num_classes(self, cfg: DataConfig) -> int:
+    raise NotImplementedError
+
+  def split_size(self, cfg: DataConfig, split: str) -> int:
+    raise NotImplementedError
+
+  def info(self, cfg: DataConfig) -> dict:
+    return {"classes": [str(i) for i in range(self.num_classes(cfg))]}
+
+  def slide_table(self, cfg: DataConfig):
+    del cfg
+    return None
 
 
-def check_name(name: str) -> None:
-  if name not in DATASETS:
+class Generated(Source):
+  """A dataset made here: ``records(split, cfg)`` gives decoded examples, or
+  ``(layouts, decoder(training))`` when it draws them from layouts."""
+
+  def __init__(self, records: Callable, classes: Callable[[DataConfig], int],
+               size: Callable[[DataConfig, str], int], channels: int):
+    self.records, self.classes, self.size = records, classes, size
+    self.channels = channels
+
+  def examples(self, split, cfg, training, seed, counter):
+    records = self.records(split, cfg)
+    decoder = lambda record, _: record  # already decoded examples
+    if isinstance(records, tuple):  # (layouts, a decoder that draws them)
+      records, decoder = records[0], records[1](training)
+    return pipeline.build_pipeline(
+        records, decoder, name=split, training=training, seed=seed,
+        shuffle_buffer=cfg.shuffle_buffer, cache=bool(cfg.resize_to),
+        counter=counter)
+
+  def num_classes(self, cfg):
+    return self.classes(cfg)
+
+  def split_size(self, cfg, split):
+    return self.size(cfg, split)
+
+
+class Folder(Source):
+  """Your own images (or slides), one folder per class (``folder.py``)."""
+
+  def examples(self, split, cfg, training, seed, counter):
+    return folder.dataset(split, cfg, training, seed, counter)
+
+  def num_classes(self, cfg):
+    return len(folder.info(cfg)["classes"])
+
+  def split_size(self, cfg, split):
+    return len(folder.files(cfg, split))
+
+  def info(self, cfg):
+    return folder.info(cfg)
+
+  def slide_table(self, cfg):
+    return folder.slide_table(cfg)
+
+
+class Tfds(Source):
+  """A dataset prepared with TensorFlow Datasets (``tfds_source.py``)."""
+
+  def __init__(self, name: str):
+    self.name = name
+
+  def examples(self, split, cfg, training, seed, counter):
+    return tfds_source.dataset(self.name, split, cfg, training, seed, counter)
+
+  def num_classes(self, cfg):
+    return tfds_source.DATASETS[self.name].num_classes
+
+  def split_size(self, cfg, split):
+    return tfds_source.split_size(self.name, cfg, split)
+
+  def info(self, cfg):
+    return tfds_source.info(self.name, cfg)
+
+
+SOURCES: dict[str, Source] = {
+    "toy": Generated(_toy, lambda cfg: toy.NUM_CLASSES,
+                     lambda cfg, split: int(_toy(split, cfg).cardinality()),
+                     channels=3),
+    "megapixel_digits": Generated(
+        _megapixel, lambda cfg: megapixel_digits.NUM_CLASSES,
+        lambda cfg, split: megapixel_config(cfg).examples(split), channels=1),
+    "megapixel_mnist": Generated(
+        _mnist, lambda cfg: megapixel_mnist.NUM_CLASSES,
+        lambda cfg, split: mnist_config(cfg).examples(split), channels=1),
+    # the class count is known before the canvas size is
+    "small_object": Generated(
+        _small_object, lambda cfg: int(cfg.options.get("num_classes", 4)),
+        lambda cfg, split: small_object_config(cfg).examples(split),
+        channels=1),
+    "folder": Folder(),
+    **{name: Tfds(name) for name in tfds_source.DATASETS},
+}
+DATASETS = sorted(SOURCES)
+
+
+def source(name: str) -> Source:
+  if name not in SOURCES:
     raise ValueError(f"unknown dataset {name!r}; known: {DATASETS}")
+  return SOURCES[name]
 
 
 def build(split: str, cfg: DataConfig, training: bool = False,
@@ -78,25 +182,13 @@ def build(split: str, cfg: DataConfig, training: bool = False,
   ``cfg.resize_to`` resizes whole images (area-averaged), e.g. for a
   downscaled baseline. ``counter`` counts the images that fail to decode.
   """
-  check_name(cfg.name)
-  seed = cfg.seed if seed is None else seed
-  if cfg.name in GENERATED:
-    records = GENERATED[cfg.name][0](split, cfg)
-    decoder = lambda record, _: record  # already decoded examples
-    if isinstance(records, tuple):  # (layouts, a decoder that draws them)
-      records, decoder = records[0], records[1](training)
-    ds = pipeline.build_pipeline(
-        records, decoder, name=split, training=training,
-        seed=seed, shuffle_buffer=cfg.shuffle_buffer,
-        cache=bool(cfg.resize_to), counter=counter)
-  elif cfg.name == "folder":
-    ds = folder.dataset(split, cfg, training, seed, counter)
-    if (rgb or cfg.resize_to) and slide_table(cfg) is not None:
-      raise ValueError(f"{cfg.data_dir} holds slides, read region by region "
-                       "by TNet: they cannot be resized whole for a "
-                       "full-image baseline")
-  else:
-    ds = tfds_source.dataset(cfg.name, split, cfg, training, seed, counter)
+  data = source(cfg.name)
+  if (rgb or cfg.resize_to) and data.slide_table(cfg) is not None:
+    raise ValueError(f"{cfg.data_dir} holds slides, read region by region "
+                     "by TNet: they cannot be resized whole for a "
+                     "full-image baseline")
+  ds = data.examples(split, cfg, training,
+                     cfg.seed if seed is None else seed, counter)
 
   def prepare(image, label):
     if rgb and image.shape[-1] == 1:
@@ -114,46 +206,24 @@ def slide_table(cfg: DataConfig):
   """The files TNet reads region by region for ``cfg`` (a
   ``tnet_tf.data.regions.SlideTable``: the dataset yields indices into it), or
   None for datasets of decoded images."""
-  return folder.slide_table(cfg) if cfg.name == "folder" else None
+  return source(cfg.name).slide_table(cfg)
 
 
 def num_classes(cfg: DataConfig) -> int:
-  check_name(cfg.name)
-  if cfg.name == "small_object":  # (before the canvas size is known)
-    return int(cfg.options.get("num_classes", 4))
-  if cfg.name in GENERATED:
-    return GENERATED[cfg.name][1]
-  if cfg.name == "folder":
-    return len(folder.info(cfg)["classes"])
-  return tfds_source.DATASETS[cfg.name].num_classes
+  return source(cfg.name).num_classes(cfg)
 
 
 def channels(cfg: DataConfig) -> int:
   """Channels of the images a dataset yields (before any ``rgb``)."""
-  check_name(cfg.name)
-  return GENERATED[cfg.name][2] if cfg.name in GENERATED else 3
+  return source(cfg.name).channels
 
 
 def split_size(cfg: DataConfig, split: str) -> int:
   """Examples in ``split`` (for epochs → steps)."""
-  check_name(cfg.name)
-  if cfg.name == "toy":
-    return int(_toy(split, cfg).cardinality())
-  if cfg.name == "megapixel_digits":
-    return megapixel_config(cfg).examples(split)
-  if cfg.name == "megapixel_mnist":
-    return mnist_config(cfg).examples(split)
-  if cfg.name == "small_object":
-    return small_object_config(cfg).examples(split)
-  if cfg.name == "folder":
-    return len(folder.files(cfg, split))
-  return tfds_source.split_size(cfg.name, cfg, split)
+  return source(cfg.name).split_size(cfg, split)
 
 
 def info(cfg: DataConfig) -> dict:
   """What a run records about its data: classes, split sizes."""
-  if cfg.name == "folder":
-    return folder.info(cfg)
-  if cfg.name in tfds_source.DATASETS:
-    return tfds_source.info(cfg.name, cfg)
-  return {"classes": [str(i) for i in range(num_classes(cfg))]}
+  return source(cfg.name).info(cfg)
+
