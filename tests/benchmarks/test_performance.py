@@ -69,6 +69,7 @@ def _positive(value):
   return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_ratio(quick_run):
   results, stdout = quick_run
   for key in REQUIRED + ("overhead_b1", "memory_ratio_896_above_floor",
@@ -82,6 +83,7 @@ def test_quick_run_writes_every_ratio(quick_run):
   assert results["train"]["locations"] == [2]
 
 
+@pytest.mark.slow
 def test_quick_run_rows(quick_run):
   results, _ = quick_run
   rows = results["rows"]
@@ -103,6 +105,7 @@ def test_quick_run_rows(quick_run):
   assert _positive(tnet[(128, 8)]["peak_rss_mb"])
 
 
+@pytest.mark.slow
 def test_load_guard_refuses_to_record_on_a_busy_machine(tmp_path):
   """Another process spinning on a core while the benchmark runs: the run
   is written as disturbed and results.json is left as it was."""

@@ -135,6 +135,7 @@ def test_entry_point_trains_evaluates_and_exports(tree, tmp_path):
   assert probs.shape == (1, 2)
 
 
+@pytest.mark.slow
 def test_entry_point_counts_a_corrupt_file_once_per_evaluation(tree,
                                                                tmp_path):
   """A clean validation split reports 0 skipped (above); one with a
@@ -179,6 +180,7 @@ def _slide_run(root, run_dir, steps, *extra):
               "--eval_every=0", *extra, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_a_folder_of_slides_trains_on_region_reads(tmp_path):
   # pyramidal TIFFs are not decoded whole: the dataset yields indices and
   # TNet reads each step's regions from the files; evaluation and export

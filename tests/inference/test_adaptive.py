@@ -10,6 +10,7 @@ import tf_keras as keras
 from conftest import tiny_config
 from fakes import runs as fake_runs
 from tnet_tf.inference import adaptive
+from tnet_tf.training import runs
 from tnet_tf.inference import attention
 from tnet_tf.inference import export
 from tnet_tf.inference import predict
@@ -298,17 +299,17 @@ def test_fitting_learns_when_the_running_prediction_is_final():
 def test_a_saved_halting_module_loads_for_its_checkpoint_only(tmp_path):
   module = _random_halting(1)
   x = np.random.default_rng(2).normal(size=[7, len(halting_lib.FEATURES)])
-  adaptive.save_halting(module, str(tmp_path), "/r/checkpoints/ckpt-5",
+  runs.save_halting(module, str(tmp_path), "/r/checkpoints/ckpt-5",
                         {"split": "validation"}, "ab" * 32)
-  loaded = adaptive.load_halting(str(tmp_path), "/r/checkpoints/ckpt-5",
+  loaded = runs.load_halting(str(tmp_path), "/r/checkpoints/ckpt-5",
                                  "ab" * 32)
   np.testing.assert_allclose(loaded(x), module(x), atol=1e-6)
   with pytest.raises(ValueError, match="ckpt-5.*ckpt-6"):
-    adaptive.load_halting(str(tmp_path), "/r/checkpoints/ckpt-6")
+    runs.load_halting(str(tmp_path), "/r/checkpoints/ckpt-6")
   # the same checkpoint name, other weights (a run trained again)
   with pytest.raises(ValueError, match="trained again"):
-    adaptive.load_halting(str(tmp_path), "/r/checkpoints/ckpt-5", "cd" * 32)
-  assert adaptive.load_halting(str(tmp_path / "none"), "ckpt-5") is None
+    runs.load_halting(str(tmp_path), "/r/checkpoints/ckpt-5", "cd" * 32)
+  assert runs.load_halting(str(tmp_path / "none"), "ckpt-5") is None
 
 
 def test_the_saved_model_stops_by_its_halting_module(model, images,

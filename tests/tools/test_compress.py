@@ -66,6 +66,7 @@ def _interpreter_runs(data: bytes) -> np.ndarray:
   return probs
 
 
+@pytest.mark.slow
 def test_prune_end_to_end_through_the_trainer(trained, tmp_path):
   flagged = Experiment(model=MODEL, data=DATA, train=TrainConfig(
       batch_size=4, train_steps=2, checkpoint_every=2, log_every=1,

@@ -34,6 +34,7 @@ def rows():
   return profile.paper_rows()
 
 
+@pytest.mark.slow
 def test_every_paper_row_within_5_percent(rows):
   found = {(r["config"], r["input_size"][0], tuple(r["locations"])): r
            for r in rows}

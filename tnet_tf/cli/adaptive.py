@@ -98,7 +98,7 @@ class Setup:
     self.halting = None
     if "learned" in self.thresholds:
       if not flags_.fit_halting:
-        self.halting = adaptive.halting_of(loaded)
+        self.halting = runs.halting_of(loaded)
       if self.halting is None:
         say(f"fitting the halting module on {flags_.halting_examples} "
             f"images of split {flags_.halting_split!r}")
@@ -114,10 +114,10 @@ class Setup:
         data = adaptive.statistics(outputs, self.schedule)
         self.halting, fit = adaptive.fit_halting(data, self.schedule, self.k,
                                         say=say)
-        path = adaptive.save_halting(self.halting, loaded.run_dir, loaded.checkpoint,
+        path = runs.save_halting(self.halting, loaded.run_dir, loaded.checkpoint,
                             {"split": flags_.halting_split,
                              "examples": int(len(data["x"])), **fit},
-                            adaptive.weights_digest(loaded))
+                            loaded.weights_digest())
         say(f"wrote {path}: {fit}")
       else:  # the schedule it was fitted for
         self.schedule = halting_lib.schedule_of(self.halting)

@@ -20,7 +20,6 @@ from absl import logging
 
 from tnet_tf import data as data_lib
 from tnet_tf import visualize
-from tnet_tf.inference import adaptive
 from tnet_tf.inference import attention
 from tnet_tf.training import runs
 
@@ -68,7 +67,7 @@ def main(argv) -> None:
     if f.threshold is not None:
       if model.levels != 2:
         raise ValueError("--threshold needs a two-level TNet")
-      halting = adaptive.halting_of(loaded)
+      halting = runs.halting_of(loaded)
       if halting is not None and not f.locations:  # the cells it was fit for
         locations = (halting.max_locations,)
     rows = attention.collect(model, dataset, locations, f.max_examples,

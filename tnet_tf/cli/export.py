@@ -15,7 +15,6 @@ from absl import flags
 from absl import logging
 
 from tnet_tf import data as data_lib
-from tnet_tf.inference import adaptive
 from tnet_tf.inference import export
 from tnet_tf.training import runs
 
@@ -41,7 +40,7 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError("--run_dir is required")
   try:
     loaded = runs.load(FLAGS.run_dir, FLAGS.checkpoint)
-    halting = adaptive.halting_of(loaded)
+    halting = runs.halting_of(loaded)
   except (FileNotFoundError, ValueError) as err:
     raise SystemExit(f"error: {err}") from None
   output = FLAGS.output or os.path.join(FLAGS.run_dir, "saved_model")

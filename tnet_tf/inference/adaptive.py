@@ -30,8 +30,6 @@ import tensorflow as tf
 from tnet_tf.training import evaluation
 from tnet_tf.model.layers import halting as halting_lib
 
-HALTING_DIR = "halting"  # inside the run directory
-
 
 # ----------------------------------------------------------------- halting
 def running_outputs(network, dataset, max_locations: int) -> list[dict]:
@@ -113,73 +111,6 @@ def fit_halting(data: dict, schedule: Optional[dict], max_locations: int,
           y, module(x)))),
       "accuracy": float(((score >= 0.5) == (y > 0.5)).mean())}
   return module, summary
-
-
-def weights_digest(loaded) -> str:
-  """SHA-256 of a loaded run's network weights: what ties a halting module
-  to the model it was fitted to (a checkpoint name alone repeats when a
-  run directory is trained again)."""
-  return runs.weights_digest(getattr(loaded.task, "network", loaded.task))
-
-
-def save_halting(module: halting_lib.HaltingModule, run_dir: str,
-                 checkpoint: str, about: dict,
-                 digest: Optional[str] = None) -> str:
-  path = os.path.join(run_dir, HALTING_DIR)
-  os.makedirs(path, exist_ok=True)
-  np.savez(os.path.join(path, "weights.npz"), *module.get_weights())
-  with open(os.path.join(path, "halting.json"), "w", encoding="utf-8") as f:
-    json.dump({**module.get_config(), "features": list(
-        halting_lib.FEATURES), "checkpoint": os.path.basename(checkpoint),
-               "weights_sha256": digest, **about}, f, indent=1)
-    f.write("\n")
-  return path
-
-
-def halting_of(loaded) -> Optional[halting_lib.HaltingModule]:
-  """The fitted halting module of a loaded run (``runs.load``), checked
-  against its checkpoint and weights (hashed only when there is one);
-  ``None`` if it has none."""
-  if not os.path.isfile(os.path.join(loaded.run_dir, HALTING_DIR,
-                                     "halting.json")):
-    return None
-  return load_halting(loaded.run_dir, loaded.checkpoint,
-                      weights_digest(loaded))
-
-
-def load_halting(run_dir: str, checkpoint: str,
-                 digest: Optional[str] = None
-                 ) -> Optional[halting_lib.HaltingModule]:
-  """The run's fitted halting module, ``None`` if it has none. One fitted
-  to another checkpoint of the run, to other weights (``digest``,
-  ``weights_digest``) or to other statistics is an error that names
-  both."""
-  path = os.path.join(run_dir, HALTING_DIR, "halting.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    about = json.load(f)
-  if about.get("checkpoint") != os.path.basename(checkpoint):
-    raise ValueError(
-        f"{path} was fitted to checkpoint {about.get('checkpoint')}, the "
-        f"run is at {os.path.basename(checkpoint)}: fit it again "
-        "(python -m tnet_tf.cli.adaptive --fit_halting ...)")
-  if digest and about.get("weights_sha256") and (
-      about["weights_sha256"] != digest):
-    raise ValueError(
-        f"{path} was fitted to other weights than {checkpoint} holds now "
-        f"(sha256 {about['weights_sha256'][:12]}…, now {digest[:12]}…: the "
-        "run was trained again): fit it again (python -m tnet_tf.cli.adaptive "
-        "--fit_halting ...)")
-  if about.get("features") != list(halting_lib.FEATURES):
-    raise ValueError(f"{path} scores other statistics than this version's "
-                     f"({about.get('features')}): fit it again")
-  module = halting_lib.HaltingModule(about["hidden"], about["group"],
-                                     about["max_locations"],
-                                     about.get("first", 0))
-  with np.load(os.path.join(run_dir, HALTING_DIR, "weights.npz")) as w:
-    module.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
-  return module
 
 
 # -------------------------------------------------------------- evaluation

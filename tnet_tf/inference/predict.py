@@ -34,7 +34,10 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf import data as data_lib
 from tnet_tf.data import regions
+from tnet_tf.inference import export
+from tnet_tf.training import runs
 
 LIST_EXTENSIONS = (".txt", ".lst")
 CSV_FIELDS = ("path", "height", "width", "pyramid_levels", "read",
@@ -76,15 +79,11 @@ class KerasModel:
   lazy = True
 
   def __init__(self, path: str, checkpoint: Optional[str] = None):
-    from tnet_tf.inference import adaptive
-    from tnet_tf import data as data_lib
-    from tnet_tf.inference import export
-    from tnet_tf.training import runs
     loaded = runs.load(path, checkpoint)
     self.channels = data_lib.channels(loaded.experiment.data)
     self.serving = export.Serving(
         loaded.task, loaded.class_names, self.channels,
-        halting=adaptive.halting_of(loaded))
+        halting=runs.halting_of(loaded))
     self.levels = loaded.task.levels
     self.default_locations = tuple(loaded.task.default_locations)
     self.adaptive_locations = (self.serving.adaptive_max_locations,)

@@ -20,10 +20,12 @@ import tf_keras as keras
 
 from tnet_tf import version
 from tnet_tf.config import Experiment
+from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.training import tasks
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
+HALTING = "halting"  # a fitted halting module (tnet_tf.inference.adaptive)
 
 
 def record_path(run_dir: str) -> str:
@@ -112,6 +114,12 @@ class LoadedRun:
   checkpoint: str
   class_names: list[str]
 
+  def weights_digest(self) -> str:
+    """SHA-256 of the network's weights: what ties a halting module to the
+    model it was fitted to (a checkpoint name alone repeats when a run
+    directory is trained again)."""
+    return weights_digest(self.task.network)
+
 
 def load(path: str, checkpoint: Optional[str] = None) -> LoadedRun:
   """The model of a run directory (or of a checkpoint inside one),
@@ -150,3 +158,66 @@ def versions() -> dict:
   return {"tnet_tf": version.__version__, "tensorflow": tf.__version__,
           "tf_keras": keras.__version__, "numpy": np.__version__,
           "python": platform.python_version()}
+
+
+# ------------------------------------------------------- halting module
+def save_halting(module: halting_lib.HaltingModule, run_dir: str,
+                 checkpoint: str, about: dict,
+                 digest: Optional[str] = None) -> str:
+  """Writes a fitted halting module into the run directory with what it was
+  fitted to: the checkpoint, the weights' ``digest`` and ``about``."""
+  path = os.path.join(run_dir, HALTING)
+  os.makedirs(path, exist_ok=True)
+  np.savez(os.path.join(path, "weights.npz"), *module.get_weights())
+  with open(os.path.join(path, "halting.json"), "w", encoding="utf-8") as f:
+    json.dump({**module.get_config(), "features": list(
+        halting_lib.FEATURES), "checkpoint": os.path.basename(checkpoint),
+               "weights_sha256": digest, **about}, f, indent=1)
+    f.write("\n")
+  return path
+
+
+def halting_of(loaded) -> Optional[halting_lib.HaltingModule]:
+  """The fitted halting module of a loaded run (``runs.load``), checked
+  against its checkpoint and weights (hashed only when there is one);
+  ``None`` if it has none."""
+  if not os.path.isfile(os.path.join(loaded.run_dir, HALTING,
+                                     "halting.json")):
+    return None
+  return load_halting(loaded.run_dir, loaded.checkpoint,
+                      loaded.weights_digest())
+
+
+def load_halting(run_dir: str, checkpoint: str,
+                 digest: Optional[str] = None
+                 ) -> Optional[halting_lib.HaltingModule]:
+  """The run's fitted halting module, ``None`` if it has none. One fitted
+  to another checkpoint of the run, to other weights (``digest``,
+  ``weights_digest``) or to other statistics is an error that names
+  both."""
+  path = os.path.join(run_dir, HALTING, "halting.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    about = json.load(f)
+  if about.get("checkpoint") != os.path.basename(checkpoint):
+    raise ValueError(
+        f"{path} was fitted to checkpoint {about.get('checkpoint')}, the "
+        f"run is at {os.path.basename(checkpoint)}: fit it again "
+        "(python -m tnet_tf.cli.adaptive --fit_halting ...)")
+  if digest and about.get("weights_sha256") and (
+      about["weights_sha256"] != digest):
+    raise ValueError(
+        f"{path} was fitted to other weights than {checkpoint} holds now "
+        f"(sha256 {about['weights_sha256'][:12]}…, now {digest[:12]}…: the "
+        "run was trained again): fit it again (python -m tnet_tf.cli.adaptive "
+        "--fit_halting ...)")
+  if about.get("features") != list(halting_lib.FEATURES):
+    raise ValueError(f"{path} scores other statistics than this version's "
+                     f"({about.get('features')}): fit it again")
+  module = halting_lib.HaltingModule(about["hidden"], about["group"],
+                                     about["max_locations"],
+                                     about.get("first", 0))
+  with np.load(os.path.join(run_dir, HALTING, "weights.npz")) as w:
+    module.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
+  return module
