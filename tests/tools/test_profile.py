@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from tnet_tf.model import cost
 from tnet_tf.tools import profile
 
 PAPER = [
@@ -30,24 +29,35 @@ PAPER = [
 
 
 @pytest.fixture(scope="module")
-def rows():
-  return profile.paper_rows()
+def imagenet_rows():
+  """The ImageNet TNet's rows: seconds to count (all rows take about a
+  minute, ``slow``)."""
+  return profile.paper_rows(["imagenet"])
 
 
-@pytest.mark.slow
-def test_every_paper_row_within_5_percent(rows):
+def _check_rows(rows, configs):
   found = {(r["config"], r["input_size"][0], tuple(r["locations"])): r
            for r in rows}
-  assert len(found) == len(PAPER)
-  for config, size, locs, gmacs, params in PAPER:
+  expected = [row for row in PAPER if row[0] in configs]
+  assert len(found) == len(expected)
+  for config, size, locs, gmacs, params in expected:
     row = found[(config, size, tuple(locs))]
     assert row["gmacs"] == pytest.approx(gmacs, rel=0.05), (config, locs)
     if params is not None:
       assert row["params_m"] == pytest.approx(params, rel=0.05), config
 
 
-def test_cost_grows_linearly_with_locations(rows):
-  imagenet = [r for r in rows if r["config"] == "imagenet"]
+@pytest.mark.slow
+def test_every_paper_row_within_5_percent():
+  _check_rows(profile.paper_rows(), {row[0] for row in PAPER})
+
+
+def test_imagenet_rows_within_5_percent(imagenet_rows):
+  _check_rows(imagenet_rows, {"imagenet"})
+
+
+def test_cost_grows_linearly_with_locations(imagenet_rows):
+  imagenet = [r for r in imagenet_rows if r["config"] == "imagenet"]
   per_location = [(b["gmacs"] - a["gmacs"]) / (b["total_locations"] -
                                               a["total_locations"])
                   for a, b in zip(imagenet, imagenet[1:])]
@@ -56,18 +66,6 @@ def test_cost_grows_linearly_with_locations(rows):
   assert max(per_location[1:]) - min(per_location[1:]) < 1e-6
   assert per_location[1] == pytest.approx(1.80, rel=0.01)
   assert 0.0 < per_location[0] - per_location[1] < 0.03
-
-
-def test_graph_macs_of_a_dense_layer_by_hand():
-  import tensorflow as tf
-  import tf_keras as keras
-  dense = keras.layers.Dense(7)
-  conv = keras.layers.Conv2D(4, 3, padding="same")
-  dw = keras.layers.DepthwiseConv2D(3, padding="valid")
-  assert cost.count_macs(dense, [2, 5]) == 2 * 5 * 7
-  assert cost.count_macs(conv, [1, 6, 6, 3]) == 6 * 6 * 4 * 3 * 3 * 3
-  assert cost.count_macs(dw, [1, 6, 6, 3]) == 4 * 4 * 3 * 3 * 3
-  del tf
 
 
 def _run_cli(*args):
