@@ -5,8 +5,9 @@ fixed k, on a trained run's evaluation split.
       --max_locations=12 --thresholds=0.5,0.7,0.9,0.95,0.99 \\
       --out=experiments/synthetic/adaptive.json
 
-``TNet.call_adaptive`` reads level 2 one cell at a time and stops each
-image once its running prediction is confident, by each of ``--rules``:
+``call_adaptive`` (``tnet_tf.model.adaptive``) reads level 2 one cell at
+a time and stops each image once its running prediction is confident, by
+each of ``--rules``:
 ``max_probability``, ``margin`` or ``learned`` (a halting module fitted on
 the run's held-out split, ``--halting_split``, and kept in
 ``RUN_DIR/halting/``; fitted when missing or with ``--fit_halting``).
@@ -30,9 +31,12 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf.training import evaluation
+from tnet_tf.model.adaptive import RULES, call_adaptive, running
+from tnet_tf.model.adaptive import supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
-from tnet_tf.model.tnet import ADAPTIVE_RULES
+from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import evaluation
+from tnet_tf.training import runs
 
 FLAGS = flags.FLAGS
 
@@ -41,9 +45,10 @@ HALTING_DIR = "halting"  # inside the run directory
 
 # ----------------------------------------------------------------- halting
 def running_outputs(network, dataset, max_locations: int) -> list[dict]:
-  """``TNet.running`` of every batch of ``dataset`` (tensors)."""
-  running = tf.function(lambda x: network.running(x, max_locations))
-  return [running(images) for images, _ in dataset]
+  """``running`` (``tnet_tf.model.adaptive``) of every batch of
+  ``dataset`` (tensors)."""
+  traced = tf.function(lambda x: running(network, x, max_locations))
+  return [traced(images) for images, _ in dataset]
 
 
 def statistics(outputs: Sequence[dict],
@@ -196,7 +201,7 @@ def evaluate(network, dataset, max_locations: int,
   """Accuracy and mean locations of fixed k = 0 … max_locations and of
   each rule's thresholds (``{rule: [threshold, ...]}``), over ``dataset``
   (batches ``(images, labels)``) in one pass, through
-  ``TNet.call_adaptive`` itself (``tnet_tf.training.evaluation.evaluate``)."""
+  ``call_adaptive`` itself (``tnet_tf.training.evaluation.evaluate``)."""
   cases = [{"threshold": float(t), "max_locations": max_locations,
             "rule": rule, "halting": halting, **(schedule or {})}
            for rule, values in thresholds.items() for t in values]
@@ -224,15 +229,14 @@ def timing_cases(network, images: np.ndarray, rows: list[dict],
   for i, row in enumerate(rows):
     rule = row["rule"]
     if row["threshold"] is None:
-      fn = tf.function(lambda x, k=row["k"]: network(
-          x, training=False, locations=[k])["logits"])
+      fn = tf.function(lambda x, k=row["k"]: TNetOutput.of(network(
+          x, training=False, locations=[k])).logits)
       run = lambda xs, fn=fn: [fn(x) for x in xs]
     else:
       if rule not in adaptive:
-        adaptive[rule] = tf.function(lambda x, t, rule=rule: (
-            network.call_adaptive(x, t, max_locations, rule=rule,
-                                  halting=halting,
-                                  **(schedule or {}))["logits"]))
+        adaptive[rule] = tf.function(lambda x, t, rule=rule: TNetOutput.of(
+            call_adaptive(network, x, t, max_locations, rule=rule,
+                          halting=halting, **(schedule or {}))).logits)
       t = tf.constant(row["threshold"])
       run = lambda xs, t=t, fn=adaptive[rule]: [fn(x, t) for x in xs]
     for batch, xs in chunks.items():
@@ -383,11 +387,12 @@ class Setup:
 
   def __init__(self, flags_=FLAGS, say=print):
     from tnet_tf import data as data_lib
-    from tnet_tf.training import runs
     loaded = runs.load(flags_.run_dir)
     network = getattr(loaded.task, "network", None)
-    if network is None or not hasattr(network, "call_adaptive"):
-      raise SystemExit(f"error: {flags_.run_dir} is not a TNet run")
+    if not supports_adaptive(network):
+      raise SystemExit(f"error: {flags_.run_dir} holds no two-level TNet "
+                       "without feature weighting (what adaptive attention "
+                       "needs)")
     self.network = network
     self.k = flags_.max_locations or network.config.locations[0]
     first = flags_.first
@@ -398,10 +403,10 @@ class Setup:
         raise app.UsageError(f"--first must be a number of cells or 'auto', "
                              f"got {first!r}") from None
     self.schedule = {"group": flags_.group, "first": first}
-    unknown = set(flags_.rules) - set(ADAPTIVE_RULES)
+    unknown = set(flags_.rules) - set(RULES)
     if unknown:
       raise app.UsageError(f"unknown --rules {sorted(unknown)}; choose from "
-                           f"{list(ADAPTIVE_RULES)}")
+                           f"{list(RULES)}")
     self.thresholds = {
         rule: [float(t) for t in (
             flags_.learned_thresholds if rule == "learned" and
