@@ -81,12 +81,12 @@ class Serving(tf.Module):
     if self.num_levels > 1:
       loc_spec = tf.TensorSpec([self.num_levels - 1], tf.int32,
                                name="locations")
-      self.serve = tf.function(self._outputs,
+      self.serve = tf.function(self.response,
                                input_signature=[image_spec, loc_spec])
       self.serve_bytes = tf.function(self._serve_bytes,
                                      input_signature=[bytes_spec, loc_spec])
     else:
-      self.serve = tf.function(lambda images: self._outputs(images),
+      self.serve = tf.function(lambda images: self.response(images),
                                input_signature=[image_spec])
       self.serve_bytes = tf.function(
           lambda encoded: self._serve_bytes(encoded),
@@ -102,7 +102,7 @@ class Serving(tf.Module):
     if self.adaptive:
       self._network = network
       self.serve_adaptive = tf.function(
-          self._adaptive_outputs, input_signature=[
+          self.adaptive_response, input_signature=[
               image_spec, tf.TensorSpec([], tf.float32, name="threshold"),
               tf.TensorSpec([], tf.int32, name="max_locations")])
 
@@ -132,7 +132,7 @@ class Serving(tf.Module):
             "top5_probabilities": top.values,
             "top5_names": tf.gather(self.class_names, top.indices)}
 
-  def _adaptive_outputs(self, images, threshold, max_locations):
+  def adaptive_response(self, images, threshold, max_locations):
     """Adaptive attention (``call_adaptive``): each image stops once
     its top class probability (or the halting module's score) reaches
     ``threshold``, after at most
@@ -150,7 +150,7 @@ class Serving(tf.Module):
             "attended": out.attended,
             "num_locations": out.num_locations}
 
-  def _outputs(self, images, locations=None):
+  def response(self, images, locations=None):
     """The response for a batch of same-size uint8 images (or of
     ``tnet_tf.data.regions.Regions``, eagerly: ``tnet_tf.inference.predict``)."""
     out = TNetOutput.of(self.model(images, training=False,
@@ -168,7 +168,7 @@ class Serving(tf.Module):
     def one(data):
       image = tf.io.decode_image(data, channels=self.channels,
                                  expand_animations=False)
-      out = self._outputs(image[None], locations)
+      out = self.response(image[None], locations)
       return {k: v[0] for k, v in out.items()}
 
     spec = {k: tf.TensorSpec(v.shape[1:], v.dtype) for k, v in
