@@ -17,7 +17,7 @@ class TNetOutput:
   locations`` feature vectors per image in level order, ``C`` classes.
   Fields a record does not have are ``None``."""
 
-  logits: Any  # [B, C]
+  logits: Any = None  # [B, C]
   feature_logits: Any = None  # [B, N, C]
   feature_weights: Any = None  # [B, N]
   embedding: Any = None  # [B, D]
