@@ -1,8 +1,9 @@
 """What stepping cell by cell costs when a cell is expensive: TNet-B0 (the
 fMoW architecture, EfficientNet-B0 at 224² per cell, two levels, K = 6 of
-a 3×3 grid of 896² images), ``TNet.call_adaptive`` made to stop every
-image after n cells against the fixed-k model at k = n and k = K, batch 1
-and 8, timed in turns (``record.guarded``: idle machine, two runs).
+a 3×3 grid of 896² images), ``call_adaptive`` (``tnet_tf.model.adaptive``)
+made to stop every image after n cells against the fixed-k model at k = n
+and k = K, batch 1 and 8, timed in turns (``record.guarded``: idle
+machine, two runs).
 
   python -m benchmarks.adaptive_cost
 
@@ -28,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks import record  # noqa: E402
 from tnet_tf.model import cost  # noqa: E402
 from tnet_tf.config import preset  # noqa: E402
+from tnet_tf.model.adaptive import call_adaptive  # noqa: E402
 from tnet_tf.model.layers import halting as halting_lib  # noqa: E402
 from tnet_tf.model.tnet import TNet  # noqa: E402
 
@@ -74,10 +76,10 @@ def measure() -> dict:
       cases[f"fixed_{n}"] = (lambda xs, f=fixed: [f(x) for x in xs],
                              chunks, per)
       halting = stop_after(n)
-      adaptive = tf.function(lambda x, h=halting: model.call_adaptive(
-          x, 0.5, K, rule="learned", halting=h)["logits"])
-      read = model.call_adaptive(chunks[0], 0.5, K, rule="learned",
-                                 halting=halting)["num_locations"].numpy()
+      adaptive = tf.function(lambda x, h=halting: call_adaptive(
+          model, x, 0.5, K, rule="learned", halting=h)["logits"])
+      read = call_adaptive(model, chunks[0], 0.5, K, rule="learned",
+                           halting=halting)["num_locations"].numpy()
       assert (read == n).all(), (n, read)
       cases[f"adaptive_{n}"] = (lambda xs, f=adaptive: [f(x) for x in xs],
                                 chunks, per)

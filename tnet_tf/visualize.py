@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from tnet_tf.model.inputs import total_locations  # noqa: E402
+from tnet_tf.model.outputs import TNetOutput  # noqa: E402
 
 # One fixed, clearly distinct colour per attention level (level 1 is the whole
 # image and is not drawn as a box); deeper levels beyond these cycle.
@@ -318,9 +319,10 @@ def overlay_records(record: dict) -> list[dict]:
   """Per image of a model output, what ``visualize.attention_grid`` draws:
   ``boxes``, ``levels`` and, where they are not uniform (a feature weighting
   module, Fig. 4), the ``feature_weights``."""
-  boxes = np.asarray(record["boxes"])
-  levels = np.asarray(record["levels"])
-  weights = np.asarray(record["feature_weights"])
+  out = TNetOutput.of(record)
+  boxes = np.asarray(out.boxes)
+  levels = np.asarray(out.levels)
+  weights = np.asarray(out.feature_weights)
   rows = []
   for i in range(len(boxes)):
     row = {"boxes": boxes[i], "levels": levels}

@@ -14,6 +14,8 @@ from tnet_tf.training import runs
 from tnet_tf.inference import attention
 from tnet_tf.inference import export
 from tnet_tf.inference import predict
+from tnet_tf.model import adaptive as adaptive_model
+from tnet_tf.model.adaptive import call_adaptive
 from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.model.tnet import TNet
 
@@ -58,7 +60,7 @@ def _confidence(net, images):
 
 
 def test_threshold_zero_attends_nothing_past_level_one(model, images):
-  out = model.call_adaptive(images, 0.0)
+  out = call_adaptive(model, images, 0.0)
   assert (out["num_locations"].numpy() == 0).all()
   np.testing.assert_allclose(out["logits"], model(images, locations=[0])[
       "logits"], atol=1e-5)
@@ -66,7 +68,7 @@ def test_threshold_zero_attends_nothing_past_level_one(model, images):
 
 
 def test_a_threshold_above_one_is_the_fixed_k_model(model, images):
-  out = model.call_adaptive(images, 1.01)
+  out = call_adaptive(model, images, 1.01)
   ref = model(images, locations=[K])
   assert (out["num_locations"].numpy() == K).all()
   np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-4)
@@ -93,7 +95,7 @@ def _mixed_threshold(conf):
 def test_each_image_stops_at_its_first_confident_step(model, images):
   conf = _confidence(model, images)
   threshold = _mixed_threshold(conf)
-  out = model.call_adaptive(images, threshold)
+  out = call_adaptive(model, images, threshold)
   counts = out["num_locations"].numpy()
   np.testing.assert_array_equal(counts, _stops(conf, threshold))
   assert len(set(counts.tolist())) >= 2  # images stop at different steps
@@ -106,7 +108,7 @@ def test_each_image_stops_at_its_first_confident_step(model, images):
     assert out["attended"].numpy()[i].tolist() == [1] * (n + 1) + [0] * (
         K - n)
   # two cells a step: the rule applies after 0, 2, 4 and K cells
-  paired = model.call_adaptive(images, threshold, group=2)
+  paired = call_adaptive(model, images, threshold, group=2)
   expected = np.minimum(2 * np.ceil(_stops(conf[:, ::2], threshold) *
                                     1.0).astype(int), K)
   expected = np.where(_stops(conf[:, ::2], threshold) >= conf[:, ::2].shape[
@@ -116,17 +118,17 @@ def test_each_image_stops_at_its_first_confident_step(model, images):
     np.testing.assert_allclose(paired["logits"][i], model(
         images[i:i + 1], locations=[int(n)])["logits"][0], atol=1e-4)
   # the margin rule
-  margin = model.call_adaptive(images, threshold / 2, rule="margin")
+  margin = call_adaptive(model, images, threshold / 2, rule="margin")
   assert margin["num_locations"].shape == counts.shape
   with pytest.raises(ValueError, match="rule must be one of"):
-    model.call_adaptive(images, 0.5, rule="entropy")
+    call_adaptive(model, images, 0.5, rule="entropy")
 
 
 def test_the_graph_and_the_saved_model_give_the_keras_outputs(model, images,
                                                               tmp_path):
   threshold = _mixed_threshold(_confidence(model, images))
-  eager = model.call_adaptive(images, threshold)
-  graph = tf.function(lambda x, t, k: model.call_adaptive(x, t, k))(
+  eager = call_adaptive(model, images, threshold)
+  graph = tf.function(lambda x, t, k: call_adaptive(model, x, t, k))(
       tf.constant(images), tf.constant(threshold), tf.constant(K))
   path = str(tmp_path / "saved")
   export.export_saved_model(model, path, [f"c{i}" for i in range(5)])
@@ -146,11 +148,12 @@ def test_the_graph_and_the_saved_model_give_the_keras_outputs(model, images,
 
 def test_models_adaptive_attention_cannot_serve_are_named():
   with pytest.raises(ValueError, match="two-level TNet"):
-    TNet(tiny_config()).call_adaptive(np.zeros([1, 64, 64, 3], np.uint8),
-                                      0.5)
+    call_adaptive(TNet(tiny_config()), np.zeros([1, 64, 64, 3], np.uint8),
+                  0.5)
   with pytest.raises(ValueError, match="feature weighting"):
-    TNet(tiny_config(levels=2, locations=(2,), feature_weighting=True)
-         ).call_adaptive(np.zeros([1, 64, 64, 3], np.uint8), 0.5)
+    call_adaptive(TNet(tiny_config(levels=2, locations=(2,),
+                                   feature_weighting=True)),
+                  np.zeros([1, 64, 64, 3], np.uint8), 0.5)
 
 
 def test_predict_reports_the_locations_each_image_read(tmp_path):
@@ -193,10 +196,10 @@ def _random_halting(seed):
 
 
 def _learned_stops(model, images, module, threshold, group=1, first=None):
-  """Where the learned rule stops each image, from ``TNet.running`` (the
-  traversal read whole) and ``halting.trace``: the first decision point
+  """Where the learned rule stops each image, from
+  ``adaptive_model.running`` (the traversal read whole) and ``halting.trace``: the first decision point
   whose score reaches the threshold (K if none)."""
-  out = model.running(images, K)
+  out = adaptive_model.running(model, images, K)
   x, points = halting_lib.trace(out["logits"], out["cell_logits"],
                                 out["cell_probs"], group, first)
   score = tf.sigmoid(module(tf.reshape(x, [-1, x.shape[-1]]))).numpy()
@@ -205,7 +208,7 @@ def _learned_stops(model, images, module, threshold, group=1, first=None):
 
 
 def test_running_logits_are_the_fixed_k_models(model, images):
-  out = model.running(images, K)
+  out = adaptive_model.running(model, images, K)
   assert out["logits"].shape == (len(images), K + 1, 5)
   for k in range(K + 1):
     np.testing.assert_allclose(out["logits"][:, k], model(
@@ -251,7 +254,7 @@ def test_halting_features_by_hand():
 def test_the_learned_rule_stops_where_the_halting_score_says(model, images,
                                                              group, first):
   module = _halting()
-  out = model.running(images, K)
+  out = adaptive_model.running(model, images, K)
   x, points = halting_lib.trace(out["logits"], out["cell_logits"],
                                 out["cell_probs"], group, first)
   assert points.tolist() == {(1, None): [0, 1, 2, 3, 4], (2, None): [0, 2, 4],
@@ -261,23 +264,23 @@ def test_the_learned_rule_stops_where_the_halting_score_says(model, images,
   expected, running = _learned_stops(model, images, module, threshold, group,
                                      first)
   assert len(set(expected.tolist())) >= 2
-  got = model.call_adaptive(images, threshold, rule="learned", group=group,
+  got = call_adaptive(model, images, threshold, rule="learned", group=group,
                             halting=module, first=first)
   np.testing.assert_array_equal(got["num_locations"], expected)
   np.testing.assert_allclose(
       got["logits"], np.asarray(running)[np.arange(len(images)), expected],
       atol=1e-4)
-  graph = tf.function(lambda x, t: model.call_adaptive(
-      x, t, rule="learned", group=group, halting=module, first=first))(
+  graph = tf.function(lambda x, t: call_adaptive(
+      model, x, t, rule="learned", group=group, halting=module, first=first))(
           tf.constant(images), tf.constant(threshold))
   np.testing.assert_array_equal(graph["num_locations"], expected)
   # 0 stops after level 1; above 1 reads every cell
-  assert (model.call_adaptive(images, 0.0, rule="learned", halting=module)[
+  assert (call_adaptive(model, images, 0.0, rule="learned", halting=module)[
       "num_locations"].numpy() == 0).all()
-  assert (model.call_adaptive(images, 1.01, rule="learned", halting=module)[
+  assert (call_adaptive(model, images, 1.01, rule="learned", halting=module)[
       "num_locations"].numpy() == K).all()
   with pytest.raises(ValueError, match="fitted halting module"):
-    model.call_adaptive(images, 0.5, rule="learned")
+    call_adaptive(model, images, 0.5, rule="learned")
 
 
 def test_fitting_learns_when_the_running_prediction_is_final():
@@ -315,12 +318,12 @@ def test_a_saved_halting_module_loads_for_its_checkpoint_only(tmp_path):
 def test_the_saved_model_stops_by_its_halting_module(model, images,
                                                      tmp_path):
   module = _halting()
-  out = model.running(images, K)
+  out = adaptive_model.running(model, images, K)
   x, _ = halting_lib.trace(out["logits"], out["cell_logits"],
                            out["cell_probs"])
   threshold = _mixed_threshold(tf.sigmoid(module(tf.reshape(
       x, [-1, x.shape[-1]]))).numpy().reshape(x.shape[:2]))
-  eager = model.call_adaptive(images, threshold, rule="learned",
+  eager = call_adaptive(model, images, threshold, rule="learned",
                               halting=module)
   path = str(tmp_path / "saved")
   export.export_saved_model(model, path, [f"c{i}" for i in range(5)],

@@ -20,7 +20,7 @@ import numpy as np
 
 from tnet_tf import data as data_lib
 from tnet_tf.inference import adaptive
-from tnet_tf.model import tnet
+from tnet_tf.model.adaptive import RULES, supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.training import runs
 
@@ -66,9 +66,11 @@ class Setup:
 
   def __init__(self, flags_=FLAGS, say=print):
     loaded = runs.load(flags_.run_dir)
-    network = getattr(loaded.task, "network", None)
-    if network is None or not hasattr(network, "call_adaptive"):
-      raise SystemExit(f"error: {flags_.run_dir} is not a TNet run")
+    network = loaded.task.network
+    if not supports_adaptive(network):
+      raise SystemExit(f"error: {flags_.run_dir} holds no two-level TNet "
+                       "without feature weighting (what adaptive attention "
+                       "needs)")
     self.network = network
     self.k = flags_.max_locations or network.config.locations[0]
     first = flags_.first
@@ -79,10 +81,10 @@ class Setup:
         raise app.UsageError(f"--first must be a number of cells or 'auto', "
                              f"got {first!r}") from None
     self.schedule = {"group": flags_.group, "first": first}
-    unknown = set(flags_.rules) - set(tnet.ADAPTIVE_RULES)
+    unknown = set(flags_.rules) - set(RULES)
     if unknown:
       raise app.UsageError(f"unknown --rules {sorted(unknown)}; choose from "
-                           f"{list(tnet.ADAPTIVE_RULES)}")
+                           f"{list(RULES)}")
     self.thresholds = {
         rule: [float(t) for t in (
             flags_.learned_thresholds if rule == "learned" and

@@ -21,6 +21,7 @@ from absl import logging
 from tnet_tf import data as data_lib
 from tnet_tf import visualize
 from tnet_tf.inference import attention
+from tnet_tf.model.adaptive import supports_adaptive
 from tnet_tf.training import runs
 
 
@@ -65,8 +66,9 @@ def main(argv) -> None:
     dataset = data_lib.build(split, data_cfg).batch(f.batch_size)
     halting = None
     if f.threshold is not None:
-      if model.levels != 2:
-        raise ValueError("--threshold needs a two-level TNet")
+      if not supports_adaptive(model.network):
+        raise ValueError("--threshold needs a two-level TNet without "
+                         "feature weighting")
       halting = runs.halting_of(loaded)
       if halting is not None and not f.locations:  # the cells it was fit for
         locations = (halting.max_locations,)

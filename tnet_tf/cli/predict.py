@@ -56,14 +56,14 @@ def main(argv: Sequence[str]) -> None:
     model = predict.load_model(flags_.model, flags_.checkpoint)
   except (FileNotFoundError, ValueError, OSError) as err:
     raise SystemExit(f"error: {err}") from None
-  default = (getattr(model, "adaptive_locations", model.default_locations)
-             if flags_.threshold is not None else model.default_locations)
+  default = (model.adaptive_locations if flags_.threshold is not None
+             else model.default_locations)
   locations = (default if flags_.locations is None
                else [int(k) for k in flags_.locations])
-  if flags_.threshold is not None and (
-      model.levels != 2 or not getattr(model, "adaptive", True)):
-    raise app.UsageError("--threshold needs a two-level TNet (a SavedModel "
-                         "with the serve_adaptive signature)")
+  if flags_.threshold is not None and not model.adaptive:
+    raise app.UsageError("--threshold needs a two-level TNet without "
+                         "feature weighting (a SavedModel with the "
+                         "serve_adaptive signature)")
   summary = predict.run(model, paths, locations, flags_.output,
                         flags_.batch_size, flags_.overlays,
                         flags_.max_megapixels * 2 ** 20,

@@ -12,7 +12,8 @@ the tiles (or strips) the window touches:
 - ``ArraySource`` — an image in memory (JPEG, PNG, ... decoded whole, up
   to ``max_pixels``).
 
-``Regions`` (a batch of sources of one size) goes where TNet takes its
+``Regions`` (a batch of sources of one size) is an image source TNet
+reads through (``tnet_tf.model.sources.ImageSource``), where it takes its
 images: ``model(Regions([source]), locations=...)``. Level 1 reads the
 coarsest pyramid level not smaller than the base resolution and resamples
 it as the in-memory path resamples the whole image; every attended region
@@ -39,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tnet_tf.model import resampling as resampling_lib
+from tnet_tf.model import sources
 
 MAX_PIXELS = 64 * 2 ** 20  # decoded whole at most: 64 MP (192 MB as RGB)
 OPENSLIDE_EXTENSIONS = (".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu",
@@ -465,11 +467,13 @@ class SlideTable:
     self._open.clear()
 
 
-class Regions:
+class Regions(sources.ImageSource):
   """A batch of images read lazily by TNet (see the module): ``sources``
   (a list, each read whole-canvas) or a ``SlideTable`` with ``ids`` (int
   ``[B]``, a tensor in a training graph). ``shape`` is ``[B, H, W, C]`` as
   a dense batch on the table's canvas would have it."""
+
+  host_reads = True
 
   def __init__(self, sources, ids=None, max_pixels: int = MAX_PIXELS):
     if isinstance(sources, SlideTable):
@@ -499,6 +503,9 @@ class Regions:
   def batch(self):
     return (len(self.ids) if isinstance(self.ids, np.ndarray)
             else tf.shape(self.ids)[0])
+
+  def image_hw(self) -> tuple:
+    return int(self.shape[1]), int(self.shape[2])
 
   @property
   def decoded_pixels(self) -> int:
@@ -594,3 +601,15 @@ class Regions:
 
   def close(self) -> None:
     self.table.close()
+
+
+def reader(table: SlideTable):
+  """A batch's input as TNet reads it when trained on ``table``: int
+  indices ``[B]`` into it (what the dataset of slides yields) as
+  ``Regions``; pixels (a trained model serving images) as they are."""
+  def read(images):
+    if getattr(images, "shape", None) is not None and len(
+        images.shape) == 1:
+      return Regions(table, images)
+    return images
+  return read

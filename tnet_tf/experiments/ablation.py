@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tnet_tf.model import inputs
+from tnet_tf.model.outputs import TNetOutput
 from tnet_tf.training import losses
 from tnet_tf.training import runs
 from tnet_tf.training import trainer
@@ -147,8 +148,8 @@ def apply(experiment: Experiment, changes: dict) -> Experiment:
 def attention_stats(model, dataset, locations) -> dict:
   """Mean entropy (nats) and top probability of the location distributions
   of each level, over ``dataset`` (batches of dicts with "image")."""
-  fn = tf.function(lambda x: model(x, training=False,
-                                   locations=locations)["location_probs"])
+  fn = tf.function(lambda x: TNetOutput.of(model(
+      x, training=False, locations=locations)).location_probs)
   entropy, top = {}, {}
   for batch in dataset:
     for level, probs in enumerate(fn(batch["image"]), start=2):

@@ -28,6 +28,7 @@ from tnet_tf.training import trainer
 from tnet_tf import visualize
 from tnet_tf.config import Experiment
 from tnet_tf.model.layers import grid
+from tnet_tf.model.outputs import TNetOutput
 
 
 @dataclasses.dataclass
@@ -81,9 +82,9 @@ def localization(model, dataset, locations) -> dict:
   hits, chance, counts, candidates = {}, {}, {}, {}
   fn = tf.function(lambda x: model(x, training=False, locations=locations))
   for batch in dataset:
-    out = fn(batch["image"])
+    out = TNetOutput.of(fn(batch["image"]))
     size = int(batch["image"].shape[1])
-    boxes, levels = out["boxes"].numpy(), out["levels"].numpy()
+    boxes, levels = out.boxes.numpy(), out.levels.numpy()
     targets = batch["boxes"].numpy()
     if size not in candidates:
       candidates[size] = all_regions(size, cfg.grid_size, cfg.cell_fraction,

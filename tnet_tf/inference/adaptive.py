@@ -5,8 +5,9 @@ fixed k, on a trained run's evaluation split.
       --max_locations=12 --thresholds=0.5,0.7,0.9,0.95,0.99 \\
       --out=experiments/synthetic/adaptive.json
 
-``TNet.call_adaptive`` reads level 2 one cell at a time and stops each
-image once its running prediction is confident, by each of ``--rules``:
+``call_adaptive`` (``tnet_tf.model.adaptive``) reads level 2 one cell at
+a time and stops each image once its running prediction is confident, by
+each of ``--rules``:
 ``max_probability``, ``margin`` or ``learned`` (a halting module fitted on
 the run's held-out split, ``--halting_split``, and kept in
 ``RUN_DIR/halting/``; fitted when missing or with ``--fit_halting``).
@@ -27,15 +28,19 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tnet_tf.training import evaluation
+from tnet_tf.model.adaptive import RULES, call_adaptive, running
+from tnet_tf.model.adaptive import supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
+from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import evaluation
 
 
 # ----------------------------------------------------------------- halting
 def running_outputs(network, dataset, max_locations: int) -> list[dict]:
-  """``TNet.running`` of every batch of ``dataset`` (tensors)."""
-  running = tf.function(lambda x: network.running(x, max_locations))
-  return [running(images) for images, _ in dataset]
+  """``running`` (``tnet_tf.model.adaptive``) of every batch of
+  ``dataset`` (tensors)."""
+  traced = tf.function(lambda x: running(network, x, max_locations))
+  return [traced(images) for images, _ in dataset]
 
 
 def statistics(outputs: Sequence[dict],
@@ -121,7 +126,7 @@ def evaluate(network, dataset, max_locations: int,
   """Accuracy and mean locations of fixed k = 0 … max_locations and of
   each rule's thresholds (``{rule: [threshold, ...]}``), over ``dataset``
   (batches ``(images, labels)``) in one pass, through
-  ``TNet.call_adaptive`` itself (``tnet_tf.training.evaluation.evaluate``)."""
+  ``call_adaptive`` itself (``tnet_tf.training.evaluation.evaluate``)."""
   cases = [{"threshold": float(t), "max_locations": max_locations,
             "rule": rule, "halting": halting, **(schedule or {})}
            for rule, values in thresholds.items() for t in values]
@@ -149,15 +154,14 @@ def timing_cases(network, images: np.ndarray, rows: list[dict],
   for i, row in enumerate(rows):
     rule = row["rule"]
     if row["threshold"] is None:
-      fn = tf.function(lambda x, k=row["k"]: network(
-          x, training=False, locations=[k])["logits"])
+      fn = tf.function(lambda x, k=row["k"]: TNetOutput.of(network(
+          x, training=False, locations=[k])).logits)
       run = lambda xs, fn=fn: [fn(x) for x in xs]
     else:
       if rule not in adaptive:
-        adaptive[rule] = tf.function(lambda x, t, rule=rule: (
-            network.call_adaptive(x, t, max_locations, rule=rule,
-                                  halting=halting,
-                                  **(schedule or {}))["logits"]))
+        adaptive[rule] = tf.function(lambda x, t, rule=rule: TNetOutput.of(
+            call_adaptive(network, x, t, max_locations, rule=rule,
+                          halting=halting, **(schedule or {}))).logits)
       t = tf.constant(row["threshold"])
       run = lambda xs, t=t, fn=adaptive[rule]: [fn(x, t) for x in xs]
     for batch, xs in chunks.items():

@@ -16,7 +16,10 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.model.adaptive import call_adaptive, supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
+from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import tasks
 
 
 def union_area(boxes: np.ndarray) -> float:
@@ -47,26 +50,27 @@ def image_rows(record: dict, labels: np.ndarray, image_hw: Sequence[int],
                num_levels: int, first_index: int = 0,
                class_names: Optional[Sequence[str]] = None) -> list[dict]:
   """Rows of one batch from a TNet output ``record`` (numpy or tensors)."""
-  rec = {k: (v.numpy() if hasattr(v, "numpy") else v)
-         for k, v in record.items() if k not in ("location_probs",
-                                                 "location_indices")}
-  cell_probs = [np.asarray(p) for p in record["location_probs"]]
-  probs = tf.nn.softmax(rec["logits"]).numpy()
-  levels = np.asarray(rec["levels"])
-  log_p = rec["location_log_probs"]
+  out = TNetOutput.of(record)
+  cell_probs = [np.asarray(p) for p in out.location_probs]
+  probs = tf.nn.softmax(out.logits).numpy()
+  levels = np.asarray(out.levels)
+  log_p = np.asarray(out.location_log_probs)
+  boxes = np.asarray(out.boxes)
+  weights = np.asarray(out.feature_weights)
   rows = []
-  read = rec.get("attended")  # adaptive records: which boxes were read
+  # adaptive records: which boxes were read
+  read = None if out.attended is None else np.asarray(out.attended)
   for i in range(len(probs)):
     order = np.argsort(-probs[i])[:5]
     attended = []
     for j, level in enumerate(levels):
       if read is not None and not read[i, j]:
         continue
-      y0, x0, y1, x1 = (float(c) for c in rec["boxes"][i, j])
+      y0, x0, y1, x1 = (float(c) for c in boxes[i, j])
       attended.append({
           "level": int(level), "box": [y0, x0, y1, x1],
           "probability": 1.0 if j == 0 else float(np.exp(log_p[i, j - 1])),
-          "feature_weight": float(rec["feature_weights"][i, j])})
+          "feature_weight": float(weights[i, j])})
     row = {"index": first_index + i,
            "label": int(labels[i]) if labels is not None else None,
            "prediction": int(order[0]),
@@ -79,8 +83,8 @@ def image_rows(record: dict, labels: np.ndarray, image_hw: Sequence[int],
                str(level): p[i].round(6).tolist()
                for level, p in enumerate(cell_probs, start=2)},
            "coverage": {str(level): c for level, c in enumerate(
-               coverage(np.asarray(rec["boxes"][i]) if read is None else
-                        np.asarray(rec["boxes"][i])[read[i] > 0],
+               coverage(boxes[i] if read is None else
+                        boxes[i][read[i] > 0],
                         levels if read is None else levels[read[i] > 0],
                         image_hw, num_levels), start=1)}}
     if class_names is not None:
@@ -94,15 +98,15 @@ def collect(model, dataset: tf.data.Dataset, locations: Sequence[int],
             class_names: Optional[Sequence[str]] = None,
             threshold: Optional[float] = None, halting=None) -> list[dict]:
   """Runs ``model`` over ``dataset`` of ``(images, labels)`` batches; with
-  a ``threshold``, adaptive attention (``TNet.call_adaptive`` with at most
+  a ``threshold``, adaptive attention (``call_adaptive`` with at most
   ``locations[0]`` cells; by the ``halting`` module's score if given, else
   the top probability): each row holds the cells its image read."""
   rows: list[dict] = []
   num_levels = len(locations) + 1
-  network = getattr(model, "network", model)
+  network = tasks.network_of(model)
   adaptive = None if threshold is None else tf.function(
-      lambda x: network.call_adaptive(x, threshold, locations[0],
-                                      **halting_lib.call_options(halting)))
+      lambda x: call_adaptive(network, x, threshold, locations[0],
+                              **halting_lib.call_options(halting)))
   for images, labels in dataset:
     record = (model(images, training=False, locations=locations)
               if adaptive is None else adaptive(images))

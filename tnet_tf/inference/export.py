@@ -21,7 +21,7 @@ Signatures:
   and ``max_locations`` int32 scalars → the class outputs, ``boxes``,
   ``levels``, ``attended`` ``[B, N]`` (1 where a cell was read) and
   ``num_locations`` ``[B]``: each image stops attending once its top class
-  probability reaches the threshold (``TNet.call_adaptive``) — or, for a
+  probability reaches the threshold (``tnet_tf.model.adaptive``) — or, for a
   run with a fitted halting module (``tnet_tf.inference.adaptive``), once the
   module's score does; ``metadata``'s ``adaptive_rule`` says which.
 A full-image baseline has the same signatures without ``locations``; its
@@ -45,8 +45,11 @@ import tf_keras as keras
 
 from tnet_tf import data as data_lib
 from tnet_tf.model import inputs
-from tnet_tf.training.callbacks import Callback, Run
+from tnet_tf.model.adaptive import call_adaptive, supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
+from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import tasks
+from tnet_tf.training.callbacks import Callback, Run
 
 
 class Serving(tf.Module):
@@ -77,21 +80,19 @@ class Serving(tf.Module):
     if self.num_levels > 1:
       loc_spec = tf.TensorSpec([self.num_levels - 1], tf.int32,
                                name="locations")
-      self.serve = tf.function(self._outputs,
+      self.serve = tf.function(self.response,
                                input_signature=[image_spec, loc_spec])
       self.serve_bytes = tf.function(self._serve_bytes,
                                      input_signature=[bytes_spec, loc_spec])
     else:
-      self.serve = tf.function(lambda images: self._outputs(images),
+      self.serve = tf.function(lambda images: self.response(images),
                                input_signature=[image_spec])
       self.serve_bytes = tf.function(
           lambda encoded: self._serve_bytes(encoded),
           input_signature=[bytes_spec])
     self.metadata = tf.function(self._metadata, input_signature=[])
-    network = getattr(model, "network", model)
-    self.adaptive = (self.num_levels == 2 and
-                     hasattr(network, "call_adaptive") and
-                     getattr(network, "feature_weighting", None) is None)
+    network = tasks.network_of(model)
+    self.adaptive = supports_adaptive(network)
     self.halting = halting  # tracked: its weights are in the SavedModel
     self.adaptive_rule = halting_lib.call_options(halting)["rule"]
     self.adaptive_max_locations = int(
@@ -100,7 +101,7 @@ class Serving(tf.Module):
     if self.adaptive:
       self._network = network
       self.serve_adaptive = tf.function(
-          self._adaptive_outputs, input_signature=[
+          self.adaptive_response, input_signature=[
               image_spec, tf.TensorSpec([], tf.float32, name="threshold"),
               tf.TensorSpec([], tf.int32, name="max_locations")])
 
@@ -130,8 +131,8 @@ class Serving(tf.Module):
             "top5_probabilities": top.values,
             "top5_names": tf.gather(self.class_names, top.indices)}
 
-  def _adaptive_outputs(self, images, threshold, max_locations):
-    """Adaptive attention (``TNet.call_adaptive``): each image stops once
+  def adaptive_response(self, images, threshold, max_locations):
+    """Adaptive attention (``call_adaptive``): each image stops once
     its top class probability (or the halting module's score) reaches
     ``threshold``, after at most
     ``max_locations`` cells; ``num_locations`` says how many it read,
@@ -139,33 +140,34 @@ class Serving(tf.Module):
     cfg = self._network.config
     max_locations = inputs.check_location_tensor(
         tf.reshape(max_locations, [1]), cfg.levels, cfg.grid_size)[0]
-    out = self._network.call_adaptive(
-        images, threshold, max_locations,
-        **halting_lib.call_options(self.halting))
-    batch = tf.shape(out["logits"])[0]
-    return {**self._classes(out["logits"]), "boxes": out["boxes"],
-            "levels": tf.tile(out["levels"][None], [batch, 1]),
-            "attended": out["attended"],
-            "num_locations": out["num_locations"]}
+    out = TNetOutput.of(call_adaptive(
+        self._network, images, threshold, max_locations,
+        **halting_lib.call_options(self.halting)))
+    batch = tf.shape(out.logits)[0]
+    return {**self._classes(out.logits), "boxes": out.boxes,
+            "levels": tf.tile(out.levels[None], [batch, 1]),
+            "attended": out.attended,
+            "num_locations": out.num_locations}
 
-  def _outputs(self, images, locations=None):
+  def response(self, images, locations=None):
     """The response for a batch of same-size uint8 images (or of
     ``tnet_tf.data.regions.Regions``, eagerly: ``tnet_tf.inference.predict``)."""
-    out = self.model(images, training=False, locations=locations)
-    batch = tf.shape(out["logits"])[0]  # images may be regions.Regions
-    return {**self._classes(out["logits"]),
-            "boxes": out["boxes"],
-            "levels": tf.tile(out["levels"][None], [batch, 1]),
+    out = TNetOutput.of(self.model(images, training=False,
+                                   locations=locations))
+    batch = tf.shape(out.logits)[0]  # images may be regions.Regions
+    return {**self._classes(out.logits),
+            "boxes": out.boxes,
+            "levels": tf.tile(out.levels[None], [batch, 1]),
             "location_probabilities": tf.concat(
-                [tf.ones([batch, 1]), tf.exp(out["location_log_probs"])],
+                [tf.ones([batch, 1]), tf.exp(out.location_log_probs)],
                 axis=1),
-            "feature_weights": tf.cast(out["feature_weights"], tf.float32)}
+            "feature_weights": tf.cast(out.feature_weights, tf.float32)}
 
   def _serve_bytes(self, encoded, locations=None):
     def one(data):
       image = tf.io.decode_image(data, channels=self.channels,
                                  expand_animations=False)
-      out = self._outputs(image[None], locations)
+      out = self.response(image[None], locations)
       return {k: v[0] for k, v in out.items()}
 
     spec = {k: tf.TensorSpec(v.shape[1:], v.dtype) for k, v in

@@ -86,16 +86,17 @@ class KerasModel:
         halting=runs.halting_of(loaded))
     self.levels = loaded.task.levels
     self.default_locations = tuple(loaded.task.default_locations)
+    self.adaptive = self.serving.adaptive
     self.adaptive_locations = (self.serving.adaptive_max_locations,)
 
   def __call__(self, images, locations, threshold=None):
     if threshold is not None:
-      out = self.serving._adaptive_outputs(
+      out = self.serving.adaptive_response(
           images, tf.constant(threshold, tf.float32),
           tf.constant(locations[0], tf.int32))
     else:
       kwargs = {} if self.levels == 1 else {"locations": list(locations)}
-      out = self.serving._outputs(images, **kwargs)
+      out = self.serving.response(images, **kwargs)
     return {k: v.numpy() for k, v in out.items()}
 
 

@@ -42,6 +42,7 @@ from tnet_tf.model import inputs
 from tnet_tf.model import tnet as model_lib
 from tnet_tf.model.layers import precision
 from tnet_tf.model.inputs import total_locations
+from tnet_tf.model.outputs import TNetOutput
 
 CROPS = ("builtin", "select")
 QUANTIZATIONS = ("float", "int8")
@@ -142,7 +143,7 @@ def serving_function(model: model_lib.TNet, input_hw: Sequence[int],
       state = model.start(x, sampling=sampling)
       for count in fixed:
         state = model.descend(state, count)
-      logits = model.readout(state, training=False)["logits"]
+      logits = TNetOutput.of(model.readout(state, training=False)).logits
       return {"probabilities": tf.nn.softmax(logits)}
     return tf.function(fixed_fn, input_signature=[images])
 
@@ -159,8 +160,8 @@ def serving_function(model: model_lib.TNet, input_hw: Sequence[int],
       active = tf.logical_and(active, count > 0)
       state = model.descend(state, tf.where(active, count, 1))
       valid.append(tf.fill([state["regions"]], tf.cast(active, tf.float32)))
-    logits = model.readout(state, training=False,
-                           valid=tf.concat(valid, 0))["logits"]
+    logits = TNetOutput.of(model.readout(
+        state, training=False, valid=tf.concat(valid, 0))).logits
     return {"probabilities": tf.nn.softmax(logits)}
   return tf.function(fn, input_signature=[images, counts])
 

@@ -53,7 +53,7 @@ def pixel_grid(size, grid_size: int, cell_fraction: float):
   return tuple(tf.cast(v, tf.float32) for v in (side, stride, before))
 
 
-def _image_hw(images) -> tuple:
+def image_hw(images) -> tuple:
   """(h, w) as Python ints when the shape is static, else int tensors."""
   static = images.shape[1:3]
   if static[0] is not None and static[1] is not None:
@@ -75,10 +75,13 @@ class Resampling:
     """Level 1: every image at ``r×r``, float32."""
     raise NotImplementedError
 
-  def children(self, parents, cells, images, depth: int) -> tf.Tensor:
+  def children(self, parents, cells, image_hw: tuple,
+               depth: int) -> tf.Tensor:
     """The chosen cells ``cells`` (row-major indices ``[B, G, k]``) of the
     regions ``parents`` (normalised boxes ``[B, G, 4]`` at level
-    ``depth``) as normalised boxes ``[B, G, k, 4]``."""
+    ``depth``) of images of ``image_hw`` pixels (ints or scalar int
+    tensors, as ``image_hw()`` gives them) as normalised boxes
+    ``[B, G, k, 4]``."""
     raise NotImplementedError
 
   def crops(self, sampling, images, boxes, box_image, r: int,
@@ -101,7 +104,7 @@ class AlignCorners(Resampling):
   def whole(self, sampling, images, r):
     return sampling.whole(images, [r, r])
 
-  def children(self, parents, cells, images, depth):
+  def children(self, parents, cells, image_hw, depth):
     return grid.child_boxes(tf.expand_dims(parents, 2),
                             tf.gather(self._cells, cells))
 
@@ -140,14 +143,13 @@ class IntegerCells(Resampling):
     return True
 
   def whole(self, sampling, images, r):
-    h, w = _image_hw(images)
+    h, w = image_hw(images)
     batch = tf.shape(images)[0]
     starts = tf.zeros([batch, 2])
     return self._sample(images, starts, (h, w), tf.range(batch), r,
                         inside=True, sampling=sampling)
 
-  def children(self, parents, cells, images, depth):
-    image_hw = _image_hw(images)
+  def children(self, parents, cells, image_hw, depth):
     hw = tf.cast(tf.stack(image_hw), tf.float32)
     parent_hw = self.level_size(image_hw, depth)
     geometry = [pixel_grid(s, self.grid_size, self.cell_fraction)
@@ -165,11 +167,11 @@ class IntegerCells(Resampling):
     return tf.concat([start / hw, (start + side) / hw], axis=-1)
 
   def crops(self, sampling, images, boxes, box_image, r, depth):
-    image_hw = _image_hw(images)
-    hw = tf.cast(tf.stack(image_hw), tf.float32)
+    size = image_hw(images)
+    hw = tf.cast(tf.stack(size), tf.float32)
     starts = tf.round(boxes[:, :2] * hw)
-    return self._sample(images, starts, self.level_size(image_hw, depth),
-                        box_image, r, inside=self.inside(image_hw, depth),
+    return self._sample(images, starts, self.level_size(size, depth),
+                        box_image, r, inside=self.inside(size, depth),
                         sampling=sampling)
 
   def sample_window(self, sampling, patches, starts, window, r,
@@ -192,10 +194,9 @@ class IntegerCells(Resampling):
       # shrinking a window inside the image, the half-pixel centres are
       # evenly spaced and never clamped: one crop_and_resize from the
       # first centre to the last reads the same pixels, in one kernel
-      image_hw = _image_hw(images)
       first = [(s / r - 1.0) / 2.0 for s in window]  # p_0 − start
       last = [w - 1.0 - f for w, f in zip(window, first)]
-      span = tf.cast(tf.stack(image_hw), tf.float32) - 1.0
+      span = tf.cast(tf.stack(image_hw(images)), tf.float32) - 1.0
       boxes = tf.concat([(starts + first) / span, (starts + last) / span],
                         axis=-1)
       return sampling.crop_and_resize(images, boxes, box_image, [r, r])

@@ -6,6 +6,12 @@ chosen cells are cut from the full-resolution input and resized to ``r``. All
 feature vectors get positional information, are averaged (or weighted) and
 classified. How TNet is trained (the learning rule, its baseline, the
 optimisers) is the task's: ``tnet_tf.training.tasks.TNetClassifier``.
+
+The traversal is ``start`` (level 1), one ``descend`` per level with
+locations, then ``readout``; ``call`` composes them, other graphs compose
+them differently: adaptive attention (``tnet_tf.model.adaptive``), TFLite
+(``tnet_tf.inference.tflite``). Pixels are read through an image source
+(``tnet_tf.model.sources``), in memory or from files alike.
 """
 from __future__ import annotations
 
@@ -17,17 +23,17 @@ import tf_keras as keras
 
 from tnet_tf.model import backbones
 from tnet_tf.model import inputs
-from tnet_tf.data import regions as region_reads
 from tnet_tf.model import resampling
+from tnet_tf.model import sources
 from tnet_tf.config import ModelConfig
 from tnet_tf.model.layers import grid
-from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.model.layers import positional
 from tnet_tf.model.layers.base import LayerHook
 from tnet_tf.model.layers.classification import ClassificationModule
 from tnet_tf.model.layers.feature_weighting import FeatureWeightingModule
 from tnet_tf.model.layers.location import LocationModule
 from tnet_tf.model.layers.positional import PositionalEncodingModule
+from tnet_tf.model.outputs import TNetOutput
 
 
 def plackett_luce_log_probs(log_probs: tf.Tensor,
@@ -104,12 +110,48 @@ def build_backbone(config: ModelConfig) -> backbones.FeatureExtractor:
   return backbones.build(config.backbone, **kwargs)
 
 
+def check_backbone(backbone: backbones.FeatureExtractor,
+                   config: ModelConfig) -> None:
+  """A backbone made for another base resolution or grid is an error."""
+  if backbone.base_resolution != config.base_resolution:
+    raise ValueError(f"backbone base resolution {backbone.base_resolution} "
+                     f"!= config.base_resolution {config.base_resolution}")
+  if backbone.grid_size != config.grid_size:
+    raise ValueError(f"backbone gives a {backbone.grid_size}x"
+                     f"{backbone.grid_size} F map, config.grid_size is "
+                     f"{config.grid_size}")
+
+
+def pathwise_factors(log_p: tf.Tensor) -> tf.Tensor:
+  """``[B, N]`` factors equal to 1 whose gradient is that of each attended
+  cell's log p ``[B, N-1]`` (1 for the whole image): scaling the features
+  by them lets the classification loss reach the location module through
+  the average (as attention sampling does), beside REINFORCE."""
+  factors = tf.exp(log_p - tf.stop_gradient(log_p))
+  return tf.concat([tf.ones_like(factors[:, :1]), factors], axis=1)
+
+
+def describe(cfg: ModelConfig) -> list[str]:
+  """Lines on the grid and, for a configured input size, each level's
+  regions in pixels (what ``TNet.summary`` prints)."""
+  lines = [f"TNet: base resolution {cfg.base_resolution}, grid "
+           f"{cfg.grid_size}x{cfg.grid_size} (cells {cfg.cell_fraction:g} of "
+           f"the parent), levels {cfg.levels}, locations "
+           f"{list(cfg.locations)}"]
+  if cfg.input_size:
+    for row in level_geometry(cfg, cfg.input_size):
+      h, w = row["region_px"]
+      note = (f"UPSAMPLED x{row['scale']:.2f} (cells smaller than the base "
+              "resolution)" if row["upsampled"] else
+              f"downscaled x{1 / row['scale']:.2f}")
+      lines.append(f"  level {row['level']}: regions {h:.1f}x{w:.1f} px at "
+                   f"input {list(cfg.input_size)} -> {note}")
+  return lines
+
+
 # backbones traced for eager traversals of files (kept outside the models:
 # a traced function is no part of a model's checkpoint or SavedModel)
 _TRACED_BACKBONES = weakref.WeakKeyDictionary()
-
-# how call_adaptive scores the running prediction's confidence
-ADAPTIVE_RULES = ("max_probability", "margin", "learned")
 
 # the traversal state's per-level lists, in the order ``_descend_if`` packs
 _LEVEL_KEYS = ("all_v", "all_boxes", "all_pos", "all_levels", "all_logp",
@@ -120,10 +162,13 @@ class TNet(keras.Model):
   """The Traversal Network.
 
   Call: ``model(images, training=False, locations=[2, 1])`` with images
-  ``[B, H, W, 1|3]`` of any size (uint8 or float pixel values in [0, 255]);
-  ``locations`` may also be an int tensor ``[levels - 1]`` (one graph for
-  every setting, as the serving signatures need).
-  Returns a dict: ``logits`` ``[B, C]`` and the attention record, with
+  ``[B, H, W, 1|3]`` of any size (uint8 or float pixel values in [0, 255])
+  or an image source (``tnet_tf.model.sources.ImageSource``: e.g. slides
+  read region by region, ``tnet_tf.data.regions.Regions``); ``locations``
+  may also be an int tensor ``[levels - 1]`` (one graph for every setting,
+  as the serving signatures need).
+  Returns the attention record, a dict (its typed view:
+  ``tnet_tf.model.outputs.TNetOutput.of``): ``logits`` ``[B, C]`` and, with
   ``N = 1 + attended locations`` feature vectors per image in level order:
   ``feature_logits`` ``[B, N, C]``, ``feature_weights`` ``[B, N]``, ``boxes``
   ``[B, N, 4]`` (y0, x0, y1, x1 in input pixels), ``levels`` ``[N]``,
@@ -144,15 +189,8 @@ class TNet(keras.Model):
     super().__init__(**kwargs)
     self.config = config
     backbone = backbone or build_backbone(config)
-    if backbone.base_resolution != config.base_resolution:
-      raise ValueError(f"backbone base resolution {backbone.base_resolution} "
-                       f"!= config.base_resolution {config.base_resolution}")
-    if backbone.grid_size != config.grid_size:
-      raise ValueError(f"backbone gives a {backbone.grid_size}x"
-                       f"{backbone.grid_size} F map, config.grid_size is "
-                       f"{config.grid_size}")
+    check_backbone(backbone, config)
     self.feature_extraction = backbone
-    self.slides = None  # read_slides
     self.sampling = Sampling()
     self.resampling = resampling.create(config.resampling, config.grid_size,
                                         config.cell_fraction)
@@ -198,23 +236,12 @@ class TNet(keras.Model):
   def default_locations(self) -> tuple[int, ...]:
     return self.config.locations
 
-  def read_slides(self, table: Optional[region_reads.SlideTable]) -> None:
-    """Makes int ``[B]`` inputs indices into ``table``: each image read
-    region by region from its file (training on slides; ``None`` undoes
-    it). Dense image batches are read as always."""
-    self.slides = table
-
   # ----------------------------------------------------------------- forward
   def call(self, images, training=None, locations=None, exploration=None):
     """``exploration`` (training only): a scalar scale of Gumbel noise added
     to the location log-probabilities before the top-k (large: cells at
     random; 0: greedy), in place of the configured selection."""
     cfg = self.config
-    if (self.slides is not None and
-        not isinstance(images, region_reads.Regions) and
-        getattr(images, "shape", None) is not None and
-        images.shape.rank == 1):
-      images = region_reads.Regions(self.slides, images)
     if locations is None:
       locations = cfg.locations
     elif tf.is_tensor(locations):
@@ -234,31 +261,20 @@ class TNet(keras.Model):
         state = self.descend(state, k, training=training)
     return self.readout(state, training=training)
 
-  # The traversal one level at a time: ``call`` is ``start``, one ``descend``
-  # per level with locations, then ``readout``. Other graphs can compose the
-  # steps differently (``tnet_tf.inference.tflite`` masks levels instead of skipping).
   def start(self, images, training=None,
             sampling: Optional[Sampling] = None) -> dict:
     """Level 1 on the whole image: the traversal state after one level.
-    ``images``: a batch tensor, or ``tnet_tf.region_reads.Regions`` (images read
-    lazily, region by region, from their files)."""
+    ``images``: pixels or an image source (``sources.image_source``)."""
     sampling = sampling or self.sampling
     r = self.config.base_resolution
-    if isinstance(images, region_reads.Regions):
-      batch = images.batch
-      image_hw = tf.constant(images.shape[1:3].as_list(), tf.int32)
-      crops = images.whole(self.resampling, sampling, r)
-    else:
-      images = inputs.check_images(images, self.config.check_numerics)
-      batch = tf.shape(images)[0]
-      image_hw = tf.shape(images)[1:3]
-      crops = self.resampling.whole(sampling, images, r)
+    images = sources.image_source(images, self.config.check_numerics)
+    batch = images.batch
+    crops = images.whole(self.resampling, sampling, r)  # [B, r, r, C]
     boxes = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), [batch, 1, 1])
     pos = tf.zeros([batch, 1, 3])
-    f_map, v = self._features(crops, bool(training),
-                              lazy=isinstance(images, region_reads.Regions))
-    return {"images": images, "image_hw": image_hw, "sampling": sampling,
-            "batch": batch,
+    f_map, v = self._features(crops, bool(training), images.host_reads)
+    return {"images": images, "image_hw": tf.stack(images.image_hw()),
+            "sampling": sampling, "batch": batch,
             "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
             "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
@@ -273,14 +289,14 @@ class TNet(keras.Model):
     n2 = cfg.grid_size ** 2
     logits = self.location_module([state["f_map"], state["all_v"][-1]])
     log_probs = tf.nn.log_softmax(logits)  # [B*G, n²]
-    idx, chosen_logp = self._select(log_probs, k, training,
-                                    state.get("exploration"))
+    idx, chosen_logp = self.select(log_probs, k, training,
+                                   state.get("exploration"))
     depth = len(state["all_v"])  # levels so far; the new one is depth + 1
-    boxes, pos = self._children(state, idx, k, depth)
+    boxes, pos = self.children(state, idx, k, depth)
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
-    f_map, v = self._encode(state, tf.reshape(boxes, [-1, 4]), box_image,
-                            depth + 1, training)
+    f_map, v = self.encode(state, tf.reshape(boxes, [-1, 4]), box_image,
+                           depth + 1, training)
     new = (v, boxes, pos, tf.fill([children], depth),
            tf.reshape(chosen_logp, [batch, children]),
            tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
@@ -314,37 +330,89 @@ class TNet(keras.Model):
                         [batch, 1])
     if training and self.config.location_gradient == "pathwise" and (
         state["all_logp"]):
-      weights = weights * self._pathwise(state)
+      weights = weights * pathwise_factors(tf.concat(state["all_logp"], 1))
     # expand_dims, not [..., None]: the TFLite converter has a builtin for it
     scale = tf.expand_dims(tf.cast(weights, features.dtype), -1)
     embedding = tf.reduce_sum(features * scale, axis=1)
-    logits = self.classification_module(embedding, training=training)
-    feature_logits = self.classification_module(features, training=training)
-    return {
-        "logits": logits,
-        "feature_logits": feature_logits,
-        "feature_weights": weights,
-        "embedding": tf.cast(embedding, tf.float32),
-        "boxes": grid.to_pixels(tf.concat(state["all_boxes"], axis=1),
-                                state["image_hw"]),
-        "levels": tf.concat(state["all_levels"], axis=0) + 1,
-        "positions": positions,
-        "location_log_probs": (tf.concat(state["all_logp"], axis=1)
-                               if state["all_logp"]
-                               else tf.zeros([batch, 0])),
-        "location_probs": state["location_probs"],
-        "location_indices": state["location_indices"],
-    }
+    return TNetOutput(
+        logits=self.classification_module(embedding, training=training),
+        feature_logits=self.classification_module(features,
+                                                  training=training),
+        feature_weights=weights,
+        embedding=tf.cast(embedding, tf.float32),
+        boxes=grid.to_pixels(tf.concat(state["all_boxes"], axis=1),
+                             state["image_hw"]),
+        levels=tf.concat(state["all_levels"], axis=0) + 1,
+        positions=positions,
+        location_log_probs=(tf.concat(state["all_logp"], axis=1)
+                            if state["all_logp"] else tf.zeros([batch, 0])),
+        location_probs=state["location_probs"],
+        location_indices=state["location_indices"]).as_dict()
 
-  @staticmethod
-  def _pathwise(state: dict) -> tf.Tensor:
-    """``[B, N]`` factors equal to 1 whose gradient is that of each attended
-    cell's log p (1 for the whole image): scaling the features by them lets
-    the classification loss reach the location module through the average
-    (as attention sampling does), beside REINFORCE."""
-    log_p = tf.concat(state["all_logp"], axis=1)
-    factors = tf.exp(log_p - tf.stop_gradient(log_p))
-    return tf.concat([tf.ones_like(factors[:, :1]), factors], axis=1)
+  # The steps' parts, public for traversals composed outside the class.
+  def select(self, log_probs, k, training=None, exploration=None):
+    """Cells ``[M, k]`` of ``log_probs`` ``[M, n²]`` and the log p REINFORCE
+    uses for each: greedy top-k (marginal log p); in training, Gumbel-top-k
+    samples (the Plackett–Luce log p of the ordered draw) or top-k under
+    noise of scale ``exploration`` (marginal log p: noise explores, the
+    policy is the model's)."""
+    def top_k(scores):
+      if self._overlap is not None:
+        return grid.suppressed_top_k(scores, k, self._overlap)
+      return tf.math.top_k(scores, k).indices
+
+    if training and exploration is not None:
+      noise = -tf.math.log(-tf.math.log(tf.random.uniform(
+          tf.shape(log_probs), 1e-12, 1.0)))
+      idx = top_k(log_probs + exploration * noise)
+    elif training and self.config.selection == "sampling":
+      idx = gumbel_top_k(log_probs, k)
+      return idx, plackett_luce_log_probs(log_probs, idx)
+    else:
+      idx = top_k(log_probs)
+    return idx, tf.gather(log_probs, idx, batch_dims=1)
+
+  def children(self, state: dict, idx, k, depth: int) -> tuple:
+    """The ``k`` cells ``idx`` (``[B·G, k]``) of each of the current
+    level's regions (of level ``depth``): normalised boxes ``[B, G·k, 4]``
+    and positions ``[B, G·k, 3]``, in region order."""
+    batch, regions = state["batch"], state["regions"]
+    cells = tf.reshape(idx, [batch, regions, k])
+    boxes = self.resampling.children(state["boxes"], cells,
+                                     state["images"].image_hw(), depth)
+    pos = positional.child_positions(tf.expand_dims(state["pos"], 2), cells,
+                                     self.config.grid_size)
+    return (tf.reshape(boxes, [batch, regions * k, 4]),
+            tf.reshape(pos, [batch, regions * k, 3]))
+
+  def encode(self, state: dict, boxes, box_image, depth: int,
+             training=None) -> tuple:
+    """(F, V) of the regions ``boxes`` (normalised ``[M, 4]``, of level
+    ``depth``) of the images ``box_image``: read at ``r×r`` from the
+    state's image source, then the feature extraction module."""
+    r = self.config.base_resolution
+    images = state["images"]
+    crops = images.crops(self.resampling, state["sampling"], boxes,
+                         box_image, r, depth)  # [M, r, r, C]
+    return self._features(crops, bool(training), images.host_reads)
+
+  def _features(self, crops, training, host_reads=False):
+    """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB).
+    In an eager traversal of a source read on the host (``host_reads``)
+    the backbone runs as one traced graph instead of layer by layer."""
+    if crops.shape[-1] == 1:
+      crops = tf.tile(crops, [1, 1, 1, 3])
+    if host_reads and tf.executing_eagerly() and not training:
+      traced = _TRACED_BACKBONES.get(self.feature_extraction)
+      if traced is None:
+        r = self.config.base_resolution
+        backbone = self.feature_extraction
+        traced = tf.function(
+            lambda x: backbone(x, training=False),
+            input_signature=[tf.TensorSpec([None, r, r, 3], tf.float32)])
+        _TRACED_BACKBONES[backbone] = traced
+      return traced(tf.cast(crops, tf.float32))
+    return self.feature_extraction(crops, training=training)
 
   def _descend_if(self, state: dict, k: tf.Tensor, active: tf.Tensor,
                   training) -> dict:
@@ -376,277 +444,11 @@ class TNet(keras.Model):
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
-  def _children(self, state: dict, idx, k, depth: int) -> tuple:
-    """The ``k`` cells ``idx`` (``[B·G, k]``) of each of the current
-    level's regions (of level ``depth``): normalised boxes ``[B, G·k, 4]``
-    and positions ``[B, G·k, 3]``, in region order."""
-    batch, regions = state["batch"], state["regions"]
-    cells = tf.reshape(idx, [batch, regions, k])
-    boxes = self.resampling.children(state["boxes"], cells, state["images"],
-                                     depth)
-    pos = positional.child_positions(tf.expand_dims(state["pos"], 2), cells,
-                                     self.config.grid_size)
-    return (tf.reshape(boxes, [batch, regions * k, 4]),
-            tf.reshape(pos, [batch, regions * k, 3]))
-
-  def _crops(self, state: dict, boxes, box_image, depth: int) -> tf.Tensor:
-    """Regions ``boxes`` (normalised ``[M, 4]``, of level ``depth``) of the
-    images ``box_image`` at ``r×r``: from the batch, or read from files."""
-    r = self.config.base_resolution
-    if isinstance(state["images"], region_reads.Regions):
-      return state["images"].crops(self.resampling, state["sampling"], boxes,
-                                   box_image, r, depth)
-    return self.resampling.crops(state["sampling"], state["images"], boxes,
-                                 box_image, r, depth)
-
-  def _encode(self, state: dict, boxes, box_image, depth: int, training):
-    """(F, V) of the regions ``boxes`` of level ``depth`` of the images
-    ``box_image``: ``_crops`` then ``_features``."""
-    crops = self._crops(state, boxes, box_image, depth)
-    return self._features(crops, training, lazy=isinstance(
-        state["images"], region_reads.Regions))
-
-  def _features(self, crops, training, lazy=False):
-    """(F, V) of float crops ``[M, r, r, 1|3]`` (grey crops tiled to RGB).
-    In an eager traversal of files (``lazy``: ``tnet_tf.data.regions``) the
-    backbone runs as one traced graph instead of layer by layer."""
-    if crops.shape[-1] == 1:
-      crops = tf.tile(crops, [1, 1, 1, 3])
-    if lazy and tf.executing_eagerly() and not training:
-      traced = _TRACED_BACKBONES.get(self.feature_extraction)
-      if traced is None:
-        r = self.config.base_resolution
-        backbone = self.feature_extraction
-        traced = tf.function(
-            lambda x: backbone(x, training=False),
-            input_signature=[tf.TensorSpec([None, r, r, 3], tf.float32)])
-        _TRACED_BACKBONES[backbone] = traced
-      return traced(tf.cast(crops, tf.float32))
-    return self.feature_extraction(crops, training=training)
-
-  def _select(self, log_probs, k, training, exploration):
-    """Cells ``[M, k]`` and the log p REINFORCE uses for each: greedy top-k
-    (marginal log p); Gumbel-top-k samples (the Plackett–Luce log p of the
-    ordered draw); or top-k under noise of scale ``exploration``
-    (marginal log p: noise explores, the policy is the model's)."""
-    if training and exploration is not None:
-      noise = -tf.math.log(-tf.math.log(tf.random.uniform(
-          tf.shape(log_probs), 1e-12, 1.0)))
-      idx = self._top_k(log_probs + exploration * noise, k)
-    elif training and self.config.selection == "sampling":
-      idx = gumbel_top_k(log_probs, k)
-      return idx, plackett_luce_log_probs(log_probs, idx)
-    else:
-      idx = self._top_k(log_probs, k)
-    return idx, tf.gather(log_probs, idx, batch_dims=1)
-
-  def _top_k(self, scores, k):
-    if self._overlap is not None:
-      return grid.suppressed_top_k(scores, k, self._overlap)
-    return tf.math.top_k(scores, k).indices
-
-  # --------------------------------------------------------- adaptive calls
-  def _adaptive_start(self, images, k, rule=None, halting=None) -> dict:
-    """Level 1 and the order of level 2's cells (the location module's
-    greedy top-``k``): what an adaptive traversal starts from."""
-    cfg = self.config
-    if cfg.levels != 2:
-      raise ValueError(f"adaptive attention steps through the cells of "
-                       f"level 2 of a two-level TNet; this one has "
-                       f"{cfg.levels} levels")
-    if self.feature_weighting is not None:
-      raise ValueError("adaptive attention averages the feature vectors "
-                       "read so far; a feature weighting module is not "
-                       "supported")
-    if rule is not None and rule not in ADAPTIVE_RULES:
-      raise ValueError(f"rule must be one of {list(ADAPTIVE_RULES)}, got "
-                       f"{rule!r}")
-    if rule == "learned" and halting is None:
-      raise ValueError("rule 'learned' needs a fitted halting module "
-                       "(tnet_tf.inference.adaptive --fit_halting)")
-    if not tf.is_tensor(k):
-      inputs.check_locations([k], cfg.levels, cfg.grid_size)
-    state = self.start(images, training=False)
-    log_probs = tf.nn.log_softmax(self.location_module(
-        [state["f_map"], state["all_v"][-1]]))
-    idx, chosen = self._select(log_probs, k, False, None)  # [B, K], in order
-    boxes, pos = self._children(state, idx, k, 1)
-    level1 = self.positional_module([state["all_v"][0],
-                                     tf.reshape(state["pos"], [-1, 3])])
-    return {"state": state, "boxes": boxes, "pos": pos, "level1": level1,
-            "cell_probs": tf.exp(chosen), "log_probs": log_probs,
-            "chosen": chosen, "idx": idx}
-
-  def _encode_cells(self, start: dict, boxes, rows, pos):
-    """Positional feature vectors ``[M, D]`` of the cells ``boxes``
-    (``[M, 4]``) of the images ``rows`` at positions ``pos``."""
-    _, v = self._encode(start["state"], boxes, rows, 2, False)
-    return self.positional_module([v, pos])
-
-  def running(self, images, max_locations=None) -> dict:
-    """The adaptive traversal read whole, in one batch: ``logits``
-    ``[B, K + 1, C]`` (the running prediction after level 1 and after each
-    of the cells in reading order), ``cell_logits`` ``[B, K, C]`` (each
-    cell's own) and ``cell_probs`` ``[B, K]`` (their location
-    probabilities). ``logits[:, j]`` is what ``call_adaptive`` returns for
-    an image that stops after ``j`` cells (what fitting a halting module
-    and evaluating many thresholds at once need)."""
-    k = self.config.locations[0] if max_locations is None else max_locations
-    start = self._adaptive_start(images, k)
-    batch = start["state"]["batch"]
-    v = self._encode_cells(start, tf.reshape(start["boxes"], [-1, 4]),
-                           tf.repeat(tf.range(batch), k),
-                           tf.reshape(start["pos"], [-1, 3]))
-    v = tf.reshape(v, [batch, k, -1])
-    every = tf.concat([tf.expand_dims(start["level1"], 1), v], axis=1)
-    mean = tf.math.cumsum(every, axis=1) / tf.reshape(
-        tf.range(1, k + 2, dtype=every.dtype), [1, -1, 1])
-    return {"logits": self.classification_module(mean, training=False),
-            "cell_logits": self.classification_module(v, training=False),
-            "cell_probs": start["cell_probs"]}
-
-  def call_adaptive(self, images, threshold, max_locations=None,
-                    rule: str = "max_probability", group=1,
-                    halting=None, first=None) -> dict:
-    """Per-image adaptive attention (two-level TNets): level 1, then the
-    level-2 cells ``group`` at a time in the location module's order (its
-    greedy top-``max_locations``), every image stopping as soon as its
-    running prediction is confident: ``rule`` ``"max_probability"`` (the
-    top class probability), ``"margin"`` (top minus second) or
-    ``"learned"`` (the sigmoid of a fitted
-    ``tnet_tf.model.layers.halting.HaltingModule`` ``halting``) ≥ ``threshold``.
-    ``first`` (default ``group``): the cells of the first step after level
-    1 — the rule applies after 0, ``first``, ``first + group``, … cells
-    (one backbone call for the cells nearly every image needs).
-    A threshold of 0 stops every image after level 1; above 1 none stops
-    early, which is the fixed-k model (k = ``max_locations``, default the
-    config's). Only the images still looking are cropped and encoded at
-    each step, so a batch's compute shrinks as its images stop.
-
-    Returns ``logits`` ``[B, C]``, ``num_locations`` ``[B]`` (cells each
-    image read), ``boxes`` ``[B, 1 + K, 4]`` (input pixels, level order;
-    the first K' of each image's cells are the ones read), ``attended``
-    ``[B, 1 + K]`` (1 where a feature vector was read), ``levels`` and the
-    rest of ``call``'s attention record for the cells in reading order
-    (``feature_weights``, 0 where nothing was read, ``location_log_probs``,
-    ``location_probs``, ``location_indices``).
-    """
-    cfg = self.config
-    k = cfg.locations[0] if max_locations is None else max_locations
-    first = group if first is None else first
-    if (not tf.is_tensor(first) and first < 1) or (
-        not tf.is_tensor(group) and group < 1):
-      raise ValueError(f"group and first must be >= 1 cell, got {group} "
-                       f"and {first}")
-    start = self._adaptive_start(images, k, rule, halting)
-    state, boxes, pos = start["state"], start["boxes"], start["pos"]
-    cell_probs = start["cell_probs"]
-    remaining = tf.math.cumsum(cell_probs, axis=1, reverse=True)
-    batch = state["batch"]
-    num = tf.shape(boxes)[1]
-    threshold = tf.cast(threshold, tf.float32)
-    total = start["level1"]
-    count = tf.ones([batch], total.dtype)
-    logits = self.classification_module(total, training=False)
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32))
-    votes = tf.zeros_like(probs)
-    run = tf.zeros([batch])
-
-    def stop(probs, previous, run, votes, read, rows):
-      """Whether each of ``rows`` stops now, and its new run length."""
-      if rule == "learned":
-        at = tf.minimum(read, num - 1)
-        after = tf.gather(remaining, rows)
-        x, run = halting_lib.features(
-            probs, previous, run, votes, read,
-            tf.where(read < num, tf.gather(tf.gather(cell_probs, rows), at,
-                                           batch_dims=1), 0.0),
-            tf.where(read < num, tf.gather(after, at, batch_dims=1), 0.0),
-            # counts on the scale the module was fitted at
-            halting.max_locations or num)
-        score = tf.sigmoid(halting(x))
-      else:
-        top = tf.math.top_k(probs, min(2, cfg.num_classes)).values
-        score = top[:, 0] if rule == "max_probability" else (
-            top[:, 0] - top[:, -1])
-      return score >= threshold, run
-
-    done, run = stop(probs, probs, run, votes, tf.zeros([batch], tf.int32),
-                     tf.range(batch))
-    active = tf.logical_not(done)
-
-    def step(j, total, count, probs, votes, run, active, logits):
-      rows = tf.cast(tf.where(active)[:, 0], tf.int32)
-      size = tf.where(j == 0, first, group)
-      some = tf.gather(boxes[:, j:j + size], rows)  # [A, g, 4]
-      g = tf.shape(some)[1]
-      v = self._encode_cells(
-          start, tf.reshape(some, [-1, 4]), tf.repeat(rows, g),
-          tf.reshape(tf.gather(pos[:, j:j + size], rows), [-1, 3]))
-      cell_votes = tf.reduce_sum(tf.reshape(tf.one_hot(tf.argmax(
-          self.classification_module(v, training=False), -1),
-          cfg.num_classes), [tf.size(rows), g, -1]), axis=1)
-      v = tf.reduce_sum(tf.reshape(v, [tf.size(rows), g, -1]), axis=1)
-      at = tf.expand_dims(rows, 1)
-      total = tf.tensor_scatter_nd_add(total, at, v)
-      count = tf.tensor_scatter_nd_add(
-          count, at, tf.fill(tf.shape(rows), tf.cast(g, count.dtype)))
-      new = self.classification_module(
-          tf.gather(total, rows) / tf.expand_dims(tf.gather(count, rows), 1),
-          training=False)
-      new_probs = tf.nn.softmax(tf.cast(new, tf.float32))
-      new_votes = tf.gather(votes, rows) + cell_votes
-      done, new_run = stop(new_probs, tf.gather(probs, rows),
-                           tf.gather(run, rows), new_votes,
-                           tf.fill(tf.shape(rows), j + g), rows)
-      return (j + size, total, count,
-              tf.tensor_scatter_nd_update(probs, at, new_probs),
-              tf.tensor_scatter_nd_update(votes, at, new_votes),
-              tf.tensor_scatter_nd_update(run, at, new_run),
-              tf.tensor_scatter_nd_update(active, at, tf.logical_not(done)),
-              tf.tensor_scatter_nd_update(logits, at, new))
-
-    loop = tf.while_loop(
-        lambda j, *rest: tf.logical_and(j < num, tf.reduce_any(rest[-2])),
-        step, (tf.constant(0), total, count, probs, votes, run, active,
-               logits))
-    count, logits = loop[2], loop[-1]
-    read = tf.cast(count, tf.int32) - 1
-    steps = tf.range(num)
-    attended = tf.concat([tf.ones([batch, 1], tf.int32), tf.cast(
-        steps[None] < read[:, None], tf.int32)], axis=1)
-    n2 = cfg.grid_size ** 2
-    return {"logits": logits, "num_locations": read,
-            "boxes": grid.to_pixels(tf.concat([state["boxes"], boxes],
-                                              axis=1), state["image_hw"]),
-            "attended": attended,
-            "levels": tf.concat([tf.ones([1], tf.int32),
-                                 tf.fill(tf.shape(steps), 2)], axis=0),
-            # the attention record of ``call``, over what was read
-            "feature_weights": tf.cast(attended, tf.float32) / tf.cast(
-                tf.expand_dims(read + 1, 1), tf.float32),
-            "location_log_probs": start["chosen"],
-            "location_probs": [tf.reshape(tf.exp(start["log_probs"]),
-                                          [batch, 1, n2])],
-            "location_indices": [tf.reshape(start["idx"], [batch, 1, -1])]}
-
   # ------------------------------------------------------------- inspection
   def summary(self, *args, print_fn=None, **kwargs):
     super().summary(*args, print_fn=print_fn, **kwargs)
-    print_fn = print_fn or print
-    cfg = self.config
-    print_fn(f"TNet: base resolution {cfg.base_resolution}, grid "
-             f"{cfg.grid_size}x{cfg.grid_size} (cells {cfg.cell_fraction:g} of "
-             f"the parent), levels {cfg.levels}, locations "
-             f"{list(cfg.locations)}")
-    if cfg.input_size:
-      for row in level_geometry(cfg, cfg.input_size):
-        h, w = row["region_px"]
-        note = (f"UPSAMPLED x{row['scale']:.2f} (cells smaller than the base "
-                "resolution)" if row["upsampled"] else
-                f"downscaled x{1 / row['scale']:.2f}")
-        print_fn(f"  level {row['level']}: regions {h:.1f}x{w:.1f} px at "
-                 f"input {list(cfg.input_size)} -> {note}")
+    for line in describe(self.config):
+      (print_fn or print)(line)
 
   def get_config(self):
     return {"config": self.config.to_dict(), "name": self.name}

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf.model import inputs
+from tnet_tf.model.outputs import TNetOutput
 from tnet_tf.config import Experiment
 from tnet_tf.training import losses
 from tnet_tf.training import tasks
@@ -219,17 +220,18 @@ class TensorBoard(Callback):
     images = next(iter(run.picture_data.batch(self.overlay_images)))[0]
     if images.shape.rank == 1:
       return  # slides (indices into their files): predict --overlays draws
-    out = run.task(images, training=False, locations=locations)
+    record = run.task(images, training=False, locations=locations)
     if not run.chief:
       return
     png = visualize.attention_png(list(images.numpy()),
-                                  visualize.overlay_records(out))
+                                  visualize.overlay_records(record))
     n = run.task.config.grid_size
     with run.eval_writer.as_default(step=step):
       tf.summary.image(
           f"attention/locations_{'_'.join(map(str, locations))}",
           tf.image.decode_png(png, channels=3)[None])
-      for level, probs in enumerate(out["location_probs"], start=2):
+      for level, probs in enumerate(TNetOutput.of(record).location_probs,
+                                    start=2):
         # the first region's n×n probabilities, brightest = most likely
         maps = tf.reshape(probs[:, 0], [-1, n, n, 1])
         maps /= tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True)

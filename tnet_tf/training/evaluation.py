@@ -7,7 +7,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tnet_tf.model.adaptive import call_adaptive
 from tnet_tf.model.inputs import total_locations
+from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import tasks
 
 
 def _counts(logits, labels):
@@ -29,10 +32,10 @@ class Evaluator:
   one evaluator serves repeated passes (the trainer's monitor).
 
   ``model`` is a task or a TNet: ``model(images, locations=...)`` returns a
-  record with ``logits``. An adaptive case is a dict of
-  ``TNet.call_adaptive``'s arguments — ``threshold``, ``max_locations``
-  and optionally ``rule``, ``halting``, ``group``, ``first`` — run on the
-  TNet (the task's ``network``). A call returns the fixed rows
+  record with ``logits``. An adaptive case is a dict of the arguments of
+  ``call_adaptive`` (``tnet_tf.model.adaptive``) — ``threshold``,
+  ``max_locations`` and optionally ``rule``, ``halting``, ``group``,
+  ``first`` — run on the TNet (the task's ``network``). A call returns the fixed rows
   (``locations``, ``total_locations``, ``top1``, ``top5``, ``loss``,
   ``examples``) and the adaptive rows (``threshold``, ``max_locations``,
   ``rule``, ``mean_locations``, ``top1``, ``top5``, ``loss``,
@@ -47,19 +50,19 @@ class Evaluator:
     self.settings = [tuple(int(k) for k in s) for s in settings]
     self.cases = [dict(case, threshold=float(case["threshold"]))
                   for case in adaptive]
-    network = getattr(model, "network", model)
+    network = tasks.network_of(model)
 
     def fixed(locs):
       def replica_fn(images, labels):
-        logits = model(images, training=False, locations=locs)["logits"]
-        return _counts(logits, labels)
+        out = TNetOutput.of(model(images, training=False, locations=locs))
+        return _counts(out.logits, labels)
       return replica_fn
 
     def stopping(case):
       def replica_fn(images, labels):
-        out = network.call_adaptive(images, **case)
-        return tf.concat([_counts(out["logits"], labels), [tf.cast(
-            tf.reduce_sum(out["num_locations"]), tf.float32)]], axis=0)
+        out = TNetOutput.of(call_adaptive(network, images, **case))
+        return tf.concat([_counts(out.logits, labels), [tf.cast(
+            tf.reduce_sum(out.num_locations), tf.float32)]], axis=0)
       return replica_fn
 
     self._cases = ([(_step(fixed(s), self.strategy), 4)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tnet_tf.config import LossConfig
+from tnet_tf.model.outputs import TNetOutput
 
 
 def correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -76,10 +77,11 @@ def tnet_loss_terms(record: dict, labels: tf.Tensor, baseline: tf.Tensor,
     attended features that count, ``attended_mask`` ``[N−1]``.
   """
   labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-  logits = tf.cast(record["logits"], tf.float32)
-  feature_logits = tf.cast(record["feature_logits"], tf.float32)
-  log_p = tf.cast(record["location_log_probs"], tf.float32)  # [B, N-1]
-  levels = record["levels"]  # [N]
+  out = TNetOutput.of(record)
+  logits = tf.cast(out.logits, tf.float32)
+  feature_logits = tf.cast(out.feature_logits, tf.float32)
+  log_p = tf.cast(out.location_log_probs, tf.float32)  # [B, N-1]
+  levels = out.levels  # [N]
   b = tf.stop_gradient(tf.cast(baseline, tf.float32))
 
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)

@@ -3,7 +3,8 @@
 The trainer, evaluation, export and compression talk to one interface,
 ``Classifier`` (Model Garden's task; keras-hub's task over a backbone):
 ``task(images, locations=...)`` returns the attention record (``logits``
-and the boxes, levels, weights of what was looked at), ``levels`` and
+and the boxes, levels, weights of what was looked at: a dict,
+``tnet_tf.model.outputs.TNetOutput``'s fields), ``levels`` and
 ``default_locations`` say what the network can be asked, and ``train_step``
 applies the learning rule with one or two optimisers. Two tasks:
 
@@ -23,6 +24,7 @@ import tf_keras as keras
 
 from tnet_tf.model import baselines
 from tnet_tf.model import inputs
+from tnet_tf.model.outputs import TNetOutput
 from tnet_tf.training import losses
 from tnet_tf.training import optim
 from tnet_tf.config import Experiment, LossConfig, ModelConfig
@@ -97,7 +99,7 @@ class Classifier(keras.Model):
     terms["l2"] = tf.constant(0.0)
     if cfg.contrastive_weight:
       terms["contrastive"] = losses.cosine_contrastive(
-          record["embedding"], labels, cfg.contrastive_margin,
+          TNetOutput.of(record).embedding, labels, cfg.contrastive_margin,
           cfg.contrastive_diagonal)
       total += cfg.contrastive_weight * terms["contrastive"]
     if cfg.l2 and training:
@@ -195,8 +197,9 @@ class Classifier(keras.Model):
     m = self._task_metrics
     for name in self.METRICS:
       m[name].update_state(values[name])
-    m["top1"].update_state(labels, record["logits"])
-    m["top5"].update_state(labels, record["logits"])
+    logits = TNetOutput.of(record).logits
+    m["top1"].update_state(labels, logits)
+    m["top5"].update_state(labels, logits)
     return {name: metric.result() for name, metric in m.items()}
 
 
@@ -214,6 +217,10 @@ class TNetClassifier(Classifier):
                **kwargs):
     kwargs.setdefault("name", "tnet_classifier")
     super().__init__(network, loss_config, **kwargs)
+    # ``image_source(x)``: what the network reads for a batch's input ``x``
+    # (None: ``x`` itself). Training on slides sets it: the dataset yields
+    # indices into their table (``tnet_tf.data.regions.reader``).
+    self.image_source = None
     # EMA baseline of the rewards (non-trainable: saved in checkpoints,
     # identical on every replica)
     self.reward_baseline = self.add_weight(
@@ -238,7 +245,8 @@ class TNetClassifier(Classifier):
     return inputs.check_locations(locations, cfg.levels, cfg.grid_size)
 
   def call(self, images, training=None, locations=None):
-    return self.network(images, training=training, locations=locations,
+    return self.network(self.read(images), training=training,
+                        locations=locations,
                         exploration=(self.exploration() if training
                                      else None))
 
@@ -253,8 +261,15 @@ class TNetClassifier(Classifier):
     everywhere = (cfg.grid_size ** 2,) + tuple(cfg.locations[1:])
     return tf.cond(
         self.optimizer.iterations < steps,
-        lambda: self.network(images, training=True, locations=everywhere),
+        lambda: self.network(self.read(images), training=True,
+                             locations=everywhere),
         lambda: self(images, training=True))
+
+  def read(self, images):
+    """What the network reads for the batch input ``images``."""
+    if self.image_source is None:
+      return images
+    return self.image_source(images)
 
   def exploration(self):
     """The scale of the selection noise at this training step (None: the
@@ -296,13 +311,14 @@ class TNetClassifier(Classifier):
         "seq_reinforce", "perfeature_ce", "perfeature_reinforce", "reward",
         "location_target")}
     values["baseline"] = self.reward_baseline
+    out = TNetOutput.of(record)
     values["locations"] = tf.cast(
-        tf.shape(record["location_log_probs"])[1], tf.float32)
-    values["entropy"] = losses.location_entropy(record["location_probs"])
+        tf.shape(out.location_log_probs)[1], tf.float32)
+    values["entropy"] = losses.location_entropy(out.location_probs)
     values["top_probability"] = (
         tf.reduce_mean(tf.concat([tf.reshape(tf.reduce_max(p, -1), [-1])
-                                  for p in record["location_probs"]], 0))
-        if record["location_probs"] else tf.constant(0.0))
+                                  for p in out.location_probs], 0))
+        if out.location_probs else tf.constant(0.0))
     return values
 
 
@@ -337,14 +353,15 @@ class ImageClassifier(Classifier):
     batch = tf.shape(images)[0]
     hw = tf.cast(tf.shape(images)[1:3], tf.float32)
     whole = tf.concat([tf.zeros([2]), hw], 0)
-    return {"logits": logits, "feature_logits": logits[:, None],
-            "feature_weights": tf.ones([batch, 1]),
-            "embedding": tf.cast(out["embedding"], tf.float32),
-            "boxes": tf.tile(whole[None, None], [batch, 1, 1]),
-            "levels": tf.ones([1], tf.int32),
-            "positions": tf.zeros([batch, 1, 3]),
-            "location_log_probs": tf.zeros([batch, 0]),
-            "location_probs": [], "location_indices": []}
+    return TNetOutput(
+        logits=logits, feature_logits=logits[:, None],
+        feature_weights=tf.ones([batch, 1]),
+        embedding=tf.cast(out["embedding"], tf.float32),
+        boxes=tf.tile(whole[None, None], [batch, 1, 1]),
+        levels=tf.ones([1], tf.int32),
+        positions=tf.zeros([batch, 1, 3]),
+        location_log_probs=tf.zeros([batch, 0]),
+        location_probs=[], location_indices=[]).as_dict()
 
   def backbone_variables(self) -> list:
     head = {id(v) for v in self.network.get_layer("logits").weights}
@@ -353,7 +370,7 @@ class ImageClassifier(Classifier):
   def loss_terms(self, record, labels):
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels, tf.cast(record["logits"], tf.float32))
+        labels, tf.cast(TNetOutput.of(record).logits, tf.float32))
     return {"per_example": ce, "ce": ce}
 
 
@@ -401,6 +418,12 @@ def compile_for(task: Classifier, experiment: Experiment) -> Classifier:
                backbone_optimizer=backbone_optimizer,
                jit_compile=train.jit_compile and task.xla_step)
   return task
+
+
+def network_of(model: keras.Model) -> keras.Model:
+  """The network of a task, or ``model`` itself when it is a network: what
+  evaluation, export and attention read, given either."""
+  return model.network if isinstance(model, Classifier) else model
 
 
 def require_tnet(task: Classifier, what: str) -> TNet:

@@ -28,6 +28,7 @@ from tnet_tf.training.callbacks import Callback, Run
 from tnet_tf.training import tasks
 from tnet_tf.config import Experiment, TrainConfig
 from tnet_tf.data import pipeline
+from tnet_tf.data import regions
 from tnet_tf.training.evaluation import Evaluator
 from tnet_tf.training.evaluation import evaluate as evaluate_cases
 
@@ -191,11 +192,9 @@ def open_data(run: Run) -> None:
           ).batch(batch)
   table = data_lib.slide_table(cfg)
   if table is not None:
-    network = getattr(run.task, "network", None)
-    if not hasattr(network, "read_slides"):
-      raise ValueError(f"{cfg.data_dir} holds slides, read region by region:"
-                       " only TNet reads them (not a full-image model)")
-    network.read_slides(table)
+    tasks.require_tnet(run.task, f"{cfg.data_dir} holds slides, read region "
+                       "by region: training on them")
+    run.task.image_source = regions.reader(table)
   run.iterator = iter(run.strategy.experimental_distribute_dataset(
       run.train_data))
   if run.chief:

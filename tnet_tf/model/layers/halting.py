@@ -1,4 +1,5 @@
-"""A learned halting signal for adaptive attention (``TNet.call_adaptive``).
+"""A learned halting signal for adaptive attention
+(``tnet_tf.model.adaptive.call_adaptive``).
 
 After each step of an adaptive traversal — level 1, then level 2's cells in
 the location module's order — the halting module sees a few statistics of
@@ -74,8 +75,9 @@ def features(probs, previous, run, votes, read, next_prob, remaining, k):
 
 
 def decision_points(k: int, group: int = 1, first=None) -> list[int]:
-  """Cells read at each decision point of ``TNet.call_adaptive``: 0,
-  ``first``, ``first + group``, … (< ``k``)."""
+  """Cells read at each decision point of ``call_adaptive``
+  (``tnet_tf.model.adaptive``): 0, ``first``, ``first + group``, …
+  (< ``k``)."""
   first = group if first is None else first
   return [0] + list(range(first, k, group))
 
@@ -148,13 +150,13 @@ class HaltingModule(keras.layers.Layer):
 
 
 def schedule_of(module: HaltingModule) -> dict:
-  """The ``group`` / ``first`` of ``TNet.call_adaptive`` a halting module
-  was fitted for."""
+  """The ``group`` / ``first`` of ``call_adaptive`` a halting module was
+  fitted for."""
   return {"group": module.group, "first": module.first}
 
 
 def call_options(module) -> dict:
-  """``TNet.call_adaptive``'s ``rule``, ``halting`` and schedule for an
+  """``call_adaptive``'s ``rule``, ``halting`` and schedule for an
   optional fitted module: the learned rule on the schedule it was fitted
   for, or (``None``) the top-probability rule."""
   if module is None:
