@@ -9,18 +9,20 @@ import tf_keras as keras
 from tnet_tf.training import runs
 from tnet_tf.training import callbacks
 from tnet_tf.training import trainer
-from tnet_tf.config import DataConfig, Experiment, TrainConfig, preset
+from tnet_tf.config import (DataConfig, Experiment, RuntimeConfig,
+                            TrainConfig, preset)
 
 
-def _experiment(**train) -> Experiment:
-  defaults = dict(batch_size=4, train_steps=4, checkpoint_every=2,
-                  log_every=2, eval_locations=((), (2,)))
+def _experiment(mixed_precision: bool = False, **train) -> Experiment:
+  defaults = dict(batch_size=4, train_steps=4, eval_locations=((), (2,)))
   defaults.update(train)
   return Experiment(model=preset("toy"),
                     data=DataConfig(name="toy", image_size=(64, 64),
                                     num_examples=16),
-                    train=TrainConfig(**defaults), eval_examples=8,
-                    export=False)
+                    train=TrainConfig(**defaults),
+                    runtime=RuntimeConfig(checkpoint_every=2, log_every=2,
+                                          mixed_precision=mixed_precision),
+                    eval_examples=8, export=False)
 
 
 class _Recorder(callbacks.Callback):
