@@ -329,8 +329,9 @@ class TrainConfig:
     if self.monitor_examples < 0:
       raise ValueError(f"monitor_examples must be >= 0, got "
                        f"{self.monitor_examples}")
+    from tnet_tf.model import inputs  # local, as in ModelConfig.validate
     # levels after a 0 have nothing to see: (2, 0) is (2,)
-    self.eval_locations = tuple(_without_trailing_zeros(s)
+    self.eval_locations = tuple(inputs.strip_trailing_zeros(s)
                                 for s in self.eval_locations)
     self.eval_thresholds = tuple(float(t) for t in self.eval_thresholds)
     if any(not t >= 0 for t in self.eval_thresholds):
@@ -496,11 +497,12 @@ class Experiment:
   def to_record(self) -> dict[str, Any]:
     """The JSON-able record written to a run directory's ``config.json``:
     every group under its name (``kind`` as ``model_kind``)."""
-    record = {("model_kind" if f.name == "kind" else f.name):
-              dataclasses.asdict(value) if dataclasses.is_dataclass(value)
-              else value
-              for f in dataclasses.fields(self)
-              for value in [getattr(self, f.name)]}
+    record = {}
+    for f in dataclasses.fields(self):
+      value = getattr(self, f.name)
+      record["model_kind" if f.name == "kind" else f.name] = (
+          dataclasses.asdict(value) if dataclasses.is_dataclass(value)
+          else value)
     return _jsonable(record)
 
   @classmethod
@@ -554,13 +556,6 @@ def _regrouped(record: dict[str, Any]) -> dict[str, Any]:
       parent = parent[key]
     parent.setdefault(new[-1], value)
   return out
-
-
-def _without_trailing_zeros(counts) -> tuple[int, ...]:
-  counts = [int(k) for k in counts]
-  while counts and counts[-1] == 0:
-    counts.pop()
-  return tuple(counts)
 
 
 def _tuples(value):

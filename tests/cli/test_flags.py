@@ -1,6 +1,5 @@
 """The command line made from the configuration: one flag per field, its
 help and default the field's, every field reachable by its flag."""
-import dataclasses
 import os
 
 from absl import flags

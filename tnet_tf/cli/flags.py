@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from absl import flags
 
