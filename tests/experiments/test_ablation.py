@@ -11,8 +11,10 @@ def test_changes_merge_backbone_options_into_the_preset():
   assert kwargs["norm"] == "renorm"
   assert kwargs["widths"] == exp.model.backbone_kwargs["widths"]
   assert kwargs["f_stage"] == 2
-  assert out.model.location_scale == "learned"
-  assert out.loss.scan_steps == 300 and out.loss.location_target == 1.0
+  assert out.model.policy.location_scale == "learned"
+  assert out.model.policy.location_gradient == "pathwise"
+  assert out.exploration.scan_steps == 300
+  assert out.loss.location_target == 1.0
   # the plain rows leave the preset alone
   same = ablation.apply(exp, ablation.NORMALISATION["the paper's rule"])
-  assert same.model == exp.model and same.loss == exp.loss
+  assert same == exp

@@ -129,7 +129,7 @@ def test_tnet_recipes_do_what_the_authors_code_did(recipe, workdir):
   authors' */results_replication.txt and */train.py)."""
   exp = _experiment(recipe, workdir, smoke=False)
   model, train = exp.model, exp.train
-  assert model.selection == "greedy" and model.resampling == "authors"
+  assert model.policy.selection == "greedy" and model.resampling == "authors"
   assert train.batch_size == 64 and train.lr_schedule == "step"
   # batch 1 on the small fake splits, for enough steps to see the fraction
   steps = _experiment(recipe, workdir, "--batch_size=1", smoke=False).train

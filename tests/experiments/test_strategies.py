@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent('''
     cfg = ModelConfig(backbone="tiny_cnn", backbone_kwargs={"batch_norm": False},
                       num_classes=4, base_resolution=32, grid_size=3,
                       cell_fraction=0.5, levels=3, locations=(2, 1),
-                      selection="greedy")
+                      policy={"selection": "greedy"})
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 64, 64, 3)).astype(np.uint8)
     labels = rng.integers(0, 4, 8).astype(np.int32)

@@ -12,17 +12,13 @@ def test_counts_per_level():
   assert inputs.total_locations([]) == 0
 
 
-def test_trailing_zeros_padding_and_settings():
+def test_trailing_zeros_and_padding():
   assert inputs.strip_trailing_zeros([2, 1, 0, 0]) == (2, 1)
   assert inputs.strip_trailing_zeros([0]) == ()
   assert inputs.pad_locations([2], 4) == [2, 0, 0]
   assert inputs.pad_locations([], 1) == []
   with pytest.raises(ValueError, match="asks for 3 levels"):
     inputs.pad_locations([1, 1], 2)
-  assert inputs.parse_settings("0;1;2,1;2,0") == ((), (1,), (2, 1), (2,))
-  assert inputs.parse_settings("") == ()
-  with pytest.raises(ValueError, match="'a' is not a comma list"):
-    inputs.parse_settings("1;a")
 
 
 def test_python_locations():

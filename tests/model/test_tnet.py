@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from tnet_tf.config import ModelConfig, preset
+from tnet_tf.config import ModelConfig, PolicyConfig, preset
 from tnet_tf.model import tnet as model_lib
 from tnet_tf.model.layers import grid
 from tnet_tf.model.inputs import features_per_level
@@ -41,7 +41,8 @@ def test_plackett_luce_log_probs_by_enumeration():
 
 
 def test_sampled_training_records_plackett_luce_log_probs(rng):
-  model = TNet(tiny_config(levels=2, locations=(3,), selection="sampling"))
+  model = TNet(tiny_config(levels=2, locations=(3,),
+                           policy=PolicyConfig(selection="sampling")))
   out = model(_images(rng), training=True)
   probs = out["location_probs"][0].numpy()[:, 0]  # [B, 9]
   idx = out["location_indices"][0].numpy()[:, 0]  # [B, 3], draw order
@@ -98,7 +99,7 @@ def test_training_samples_distinct_cells_and_inference_is_top_k(rng):
 
 
 def test_greedy_selection_in_training(rng):
-  model = TNet(tiny_config(selection="greedy"))
+  model = TNet(tiny_config(policy=PolicyConfig(selection="greedy")))
   images = _images(rng)
   for _ in range(3):  # training-mode probabilities (batch-norm statistics)
     out = model(images, training=True)
@@ -112,7 +113,8 @@ def test_overlap_suppression_attends_cells_that_do_not_overlap(rng):
   the cells taken before it (the most probable not taken once none is
   clear: 3×3 half-side cells overlap their neighbours); the log p are the
   chosen cells'; without it, plain top-k (test above)."""
-  model = TNet(tiny_config(locations=(4, 1), overlap_suppression=True))
+  model = TNet(tiny_config(
+      locations=(4, 1), policy=PolicyConfig(overlap_suppression=True)))
   images = _images(rng, (3, 128, 128, 3))
   over = grid.overlapping_cells(3, 0.5)
   for training in (False, True):
@@ -362,7 +364,7 @@ def test_config_errors():
   with pytest.raises(ValueError, match="one count per level"):
     ModelConfig(levels=3, locations=(2,))
   with pytest.raises(ValueError, match="selection"):
-    tiny_config(selection="random")
+    PolicyConfig(selection="random")
   with pytest.raises(ValueError, match="smaller than the base resolution"):
     tiny_config(input_size=(40, 40))
   with pytest.raises(ValueError, match="unknown preset"):

@@ -13,7 +13,8 @@ from tnet_tf.tools import compress
 from tnet_tf.training import runs
 from tnet_tf.training import tasks
 from tnet_tf.inference import tflite
-from tnet_tf.config import DataConfig, Experiment, TrainConfig, preset
+from tnet_tf.config import (DataConfig, Experiment, RuntimeConfig,
+                            TrainConfig, preset)
 from tnet_tf.model.tnet import TNet
 
 MODEL = preset("toy")  # tiny CNN, 3x3 grid, 2 levels, 64 px inputs
@@ -69,8 +70,9 @@ def _interpreter_runs(data: bytes) -> np.ndarray:
 @pytest.mark.slow
 def test_prune_end_to_end_through_the_trainer(trained, tmp_path):
   flagged = Experiment(model=MODEL, data=DATA, train=TrainConfig(
-      batch_size=4, train_steps=2, checkpoint_every=2, log_every=1,
-      eval_locations=((2,),)), eval_examples=4)
+      batch_size=4, train_steps=2, eval_locations=((2,),)),
+      runtime=RuntimeConfig(checkpoint_every=2, log_every=1),
+      eval_examples=4)
   experiment = compress.source_experiment(trained, flagged)
   assert experiment.train.eval_locations == ((2,),)
   assert experiment.train.train_steps == 2 and not experiment.export

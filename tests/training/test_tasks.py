@@ -18,7 +18,7 @@ def test_train_step_loss_matches_hand_computation(rng):
   tf.random.set_seed(3)
   cfg = losses.LossConfig(lambda_c=0.3, lambda_r=0.2, lambda_f=0.7)
   model = tasks.TNetClassifier(TNet(tiny_config(
-      levels=2, locations=(3,), selection="greedy", num_classes=4)), cfg)
+      levels=2, locations=(3,), num_classes=4)), cfg)
   model.compile(keras.optimizers.SGD(0.1))
   images = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
   labels = np.array([1, 3])

@@ -9,18 +9,20 @@ import tf_keras as keras
 from tnet_tf.training import runs
 from tnet_tf.training import callbacks
 from tnet_tf.training import trainer
-from tnet_tf.config import DataConfig, Experiment, TrainConfig, preset
+from tnet_tf.config import (DataConfig, Experiment, PolicyConfig,
+                            RuntimeConfig, TrainConfig, preset)
 
 
-def _experiment(**train) -> Experiment:
-  defaults = dict(batch_size=4, train_steps=4, checkpoint_every=2,
-                  log_every=2, eval_locations=((), (2,)))
+def _experiment(mixed_precision: bool = False, **train) -> Experiment:
+  defaults = dict(batch_size=4, train_steps=4, eval_locations=((), (2,)))
   defaults.update(train)
   return Experiment(model=preset("toy"),
                     data=DataConfig(name="toy", image_size=(64, 64),
                                     num_examples=16),
-                    train=TrainConfig(**defaults), eval_examples=8,
-                    export=False)
+                    train=TrainConfig(**defaults),
+                    runtime=RuntimeConfig(checkpoint_every=2, log_every=2,
+                                          mixed_precision=mixed_precision),
+                    eval_examples=8, export=False)
 
 
 class _Recorder(callbacks.Callback):
@@ -124,3 +126,22 @@ def test_the_monitor_checks_held_out_and_training_images_in_inference(
   trainer.train_and_evaluate(_experiment(monitor_examples=0, train_steps=2),
                              str(tmp_path / "off"), [Quiet()])
   assert "heldout_top1" not in quiet[-1]
+
+
+def test_a_run_directory_of_an_earlier_layout_is_checked_field_by_field(
+    tmp_path):
+  """A config.json of the flat layout resumes with the same architecture
+  and names the field (at its new place) that another one changes."""
+  experiment = _experiment()
+  flat = experiment.to_record()
+  flat["model"].update(flat["model"].pop("policy"))
+  flat["train"].update(flat.pop("runtime"))
+  flat["loss"].update(flat.pop("exploration"))
+  with open(tmp_path / runs.CONFIG, "w") as fh:
+    json.dump(flat, fh)
+  trainer.check_run_dir(str(tmp_path), experiment)  # the same: no error
+  other = experiment.replace(model=experiment.model.replace(
+      policy=PolicyConfig(selection="sampling"), grid_size=2))
+  with pytest.raises(ValueError, match=r"grid_size: 3 -> 2; "
+                     r"policy.selection: 'greedy' -> 'sampling'"):
+    trainer.check_run_dir(str(tmp_path), other)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from tnet_tf.model import backbones
-from tnet_tf.config import TrainConfig
+from tnet_tf.config import RuntimeConfig, TrainConfig
 from tnet_tf.training.evaluation import evaluate_at_locations
 from tnet_tf.model.tnet import TNet
 from tnet_tf.training.optim import WarmupSchedule
@@ -26,7 +26,9 @@ def test_step_decay_and_cosine_schedules():
 
 def test_train_config_rejects_unknown_values():
   with pytest.raises(ValueError, match="strategy must be one of"):
-    TrainConfig(strategy="horovod")
+    RuntimeConfig(strategy="horovod")
+  with pytest.raises(ValueError, match="optimizer must be one of"):
+    TrainConfig(optimizer="sgd")
 
 
 def test_evaluate_at_locations_in_one_pass(tiny_tnet, rng):

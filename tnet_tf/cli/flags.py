@@ -1,82 +1,198 @@
-"""The command line of every experiment: flag definitions → an Experiment.
+"""The command line of every experiment, made from the configuration.
 
-``define_flags(flag_values)`` defines them (nothing is defined at import)
-and ``experiment_from_flags(flag_values)`` builds the ``Experiment`` they
-describe: unset model flags keep the preset's value.
+``define_flags(flag_values)`` defines one flag per field of the
+``Experiment`` dataclasses (``tnet_tf.config``), found by walking them: its
+name is the field's (or the field's ``metadata["flag"]``), its help, default
+and choices are the field's. A few flags are not fields (``preset``,
+``run_dir``, counts in epochs, the backbone's and the dataset's options by
+name): ``experiment_from_flags(flag_values)`` folds them in while building
+the ``Experiment`` the flags describe.
+
+Flags of the model (and its location policy) default to the preset's value
+(``--preset``); the others to the field's default.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import json
+import typing
+from typing import Any, Optional
 
 from absl import flags
 
-from tnet_tf.model import backbones
 from tnet_tf import data as data_lib
-from tnet_tf.model import inputs
-from tnet_tf.model import resampling
-from tnet_tf.training import tasks
-from tnet_tf.config import (PRESETS, DataConfig, Experiment, LossConfig,
-                            ModelConfig, TrainConfig)
+from tnet_tf.config import PRESETS, TINY_CNN_NORMS, DataConfig, Experiment
 from tnet_tf.data import augment
+from tnet_tf.model import backbones
+from tnet_tf.training import tasks
+
+# the groups a preset gives: their flags default to the preset's value
+PRESET_GROUPS = ("model",)
 
 
-def _model_flags(fv: flags.FlagValues) -> None:
+# ------------------------------------------------------ the fields' flags
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+  """A field of the configuration that holds a value (not a group)."""
+  path: tuple[str, ...]  # e.g. ("model", "policy", "selection")
+  field: dataclasses.Field
+  type: Any  # the annotation, None stripped from an Optional
+  optional: bool
+
+  @property
+  def flag(self) -> str:
+    return self.field.metadata.get("flag", self.field.name)
+
+  @property
+  def from_preset(self) -> bool:
+    return self.path[0] in PRESET_GROUPS
+
+
+def leaves(cls=Experiment, prefix: tuple[str, ...] = ()) -> list[Leaf]:
+  """Every value field under ``cls``, depth first, in declaration order."""
+  hints = typing.get_type_hints(cls)
+  out = []
+  for field in dataclasses.fields(cls):
+    annotation = hints[field.name]
+    if dataclasses.is_dataclass(annotation):
+      out += leaves(annotation, prefix + (field.name,))
+      continue
+    args = typing.get_args(annotation)
+    optional = (typing.get_origin(annotation) is typing.Union and
+                type(None) in args)
+    if optional:
+      (annotation,) = [a for a in args if a is not type(None)]
+    out.append(Leaf(prefix + (field.name,), field, annotation, optional))
+  return out
+
+
+def _element(leaf: Leaf) -> Optional[type]:
+  """The element type of a tuple field (``tuple[int, ...]``, ``tuple[int,
+  int]``), else None."""
+  if typing.get_origin(leaf.type) is not tuple:
+    return None
+  return typing.get_args(leaf.type)[0]
+
+
+def _is_settings(leaf: Leaf) -> bool:
+  """A tuple of tuples of ints (``'0;1;2,1'`` on the command line)."""
+  return typing.get_origin(_element(leaf)) is tuple
+
+
+def _default(leaf: Leaf):
+  """The flag's default, in the flag's own type."""
+  if leaf.from_preset:
+    return None
+  if "flag_default" in leaf.field.metadata:
+    return leaf.field.metadata["flag_default"]
+  field = leaf.field
+  value = (field.default if field.default is not dataclasses.MISSING else
+           field.default_factory())
+  if isinstance(value, dict):
+    return json.dumps(value) if value else None
+  if _is_settings(leaf):
+    return ";".join(",".join(map(str, s)) or "0" for s in value) or None
+  if isinstance(value, tuple):
+    return [str(v) for v in value]
+  return value
+
+
+def _define(leaf: Leaf, fv: flags.FlagValues) -> None:
+  name, default = leaf.flag, _default(leaf)
+  help_text = leaf.field.metadata.get("help") or leaf.field.name
+  if leaf.from_preset:
+    help_text += " (default: the preset's)"
   d = dict(flag_values=fv)
-  flags.DEFINE_enum("model", "tnet", ["tnet", "baseline"],
-                    "TNet, or the preset's backbone as a full-image "
-                    "classifier.", **d)
-  flags.DEFINE_enum("preset", "toy", sorted(PRESETS), "Model preset.", **d)
-  flags.DEFINE_string("backbone", None,
-                      "Backbone name (see tnet_tf.model.backbones).", **d)
-  flags.DEFINE_integer("num_classes", None,
-                       "Classes (default: the dataset's).", **d)
-  flags.DEFINE_integer("base_resolution", None, "Base resolution r.", **d)
-  flags.DEFINE_integer("grid_size", None, "Attention grid n.", **d)
-  flags.DEFINE_float("cell_fraction", None,
-                     "Cell side as a parent fraction.", **d)
-  flags.DEFINE_integer("levels", None, "Processing levels.", **d)
-  flags.DEFINE_list("locations", None, "Training locations per level after "
-                    "the first, e.g. 2,1.", **d)
-  flags.DEFINE_string("eval_locations", None, "Settings to evaluate, "
-                      "';'-separated, e.g. '0;1;2;2,1'.", **d)
-  flags.DEFINE_list("eval_thresholds", None, "Adaptive attention "
-                    "evaluated too (two-level TNets): confidence thresholds "
-                    "at which each image stops attending, e.g. 0.9,0.99 "
-                    "(summary.json's eval_adaptive).", **d)
-  flags.DEFINE_enum("selection", None, ["sampling", "greedy"],
-                    "Training-time cell selection (greedy: the authors').",
+  choices = leaf.field.metadata.get("choices")
+  if leaf.type is bool:
+    flags.DEFINE_bool(name, default, help_text, **d)
+  elif leaf.type is int:
+    flags.DEFINE_integer(name, default, help_text, **d)
+  elif leaf.type is float:
+    flags.DEFINE_float(name, default, help_text, **d)
+  elif leaf.type is str and choices:
+    flags.DEFINE_enum(name, default, [c for c in choices if c is not None],
+                      help_text, **d)
+  elif leaf.type is str or _is_settings(leaf):
+    flags.DEFINE_string(name, default, help_text, **d)
+  elif _element(leaf) is not None:
+    flags.DEFINE_list(name, default, help_text, **d)
+  elif typing.get_origin(leaf.type) is dict:
+    flags.DEFINE_string(name, default, help_text + " (JSON)", **d)
+  else:
+    raise TypeError(f"no flag for the field {'.'.join(leaf.path)} of type "
+                    f"{leaf.type}")
+
+
+_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _parsed(name: str, text: str, kind: type):
+  try:
+    return kind(text)
+  except ValueError:
+    raise ValueError(f"--{name}: {text!r} is not {_NAMES[kind]}") from None
+
+
+def field_value(leaf: Leaf, raw):
+  """The field's value from its flag's (None stays None)."""
+  if raw is None:
+    return None
+  name = leaf.flag
+  if _is_settings(leaf):
+    settings = []
+    for part in raw.split(";") if raw else ():
+      try:
+        settings.append(tuple(int(k) for k in part.split(",") if k.strip()))
+      except ValueError:
+        raise ValueError(f"--{name}: {part!r} is not a comma list of "
+                         "integers") from None
+    return tuple(settings)
+  if _element(leaf) is not None:
+    return tuple(_parsed(name, v, _element(leaf)) for v in raw)
+  if typing.get_origin(leaf.type) is dict:
+    value = json.loads(raw) if raw else {}
+    if not isinstance(value, dict):
+      raise ValueError(f"--{name}: {raw!r} is not a JSON object")
+    return value
+  return raw
+
+
+# --------------------------------------------- the flags that are not fields
+def _define_others(fv: flags.FlagValues) -> None:
+  d = dict(flag_values=fv)
+  flags.DEFINE_enum("preset", "toy", sorted(PRESETS),
+                    "Model preset (tnet_tf.config.PRESETS).", **d)
+  flags.DEFINE_string("run_dir", None, "Run directory (checkpoints, logs).",
+                      **d)
+  flags.DEFINE_float("train_epochs", 0,
+                     "If > 0: train this many epochs of --train_split "
+                     "(sets --train_steps from the split's size).", **d)
+  flags.DEFINE_list("lr_decay_epochs", [],
+                    "Step-decay boundaries in epochs (instead of steps).",
                     **d)
-  flags.DEFINE_enum("location_scale", None, ["fixed", "learned"],
-                    "Location logits L2-normalised (fixed, the authors') or "
-                    "times a learned scale.", **d)
-  flags.DEFINE_bool("overlap_suppression", None,
-                    "Greedy selection passes over cells overlapping one "
-                    "already taken (non-maximum suppression; off: the "
-                    "authors').", **d)
-  flags.DEFINE_enum("location_gradient", None, ["reinforce", "pathwise"],
-                    "How the location module learns: REINFORCE (the "
-                    "paper) or also the loss's gradient through the average.",
-                    **d)
-  flags.DEFINE_enum("resampling", None, list(resampling.RESAMPLINGS),
-                    "How cells are placed and read (tnet_tf.model.resampling; "
-                    "authors: integer cells, half-pixel bilinear).", **d)
-  flags.DEFINE_float("dropout", None, "Dropout before the classifier.", **d)
-  flags.DEFINE_bool("feature_weighting", None, "Feature weighting module.",
-                    **d)
-  flags.DEFINE_bool("allow_upsampling", None,
-                    "Allow levels whose cells are smaller than r.", **d)
+  flags.DEFINE_list("lr_decay_fractions", [],
+                    "Step-decay boundaries as fractions of the training "
+                    "steps, e.g. 0.8 (instead of steps or epochs).", **d)
+  # entries of DataConfig.options
+  flags.DEFINE_enum("augmentation", None, sorted(augment.AUGMENTATIONS),
+                    "Training augmentation (default: the dataset's).", **d)
+  flags.DEFINE_float("val_fraction", None,
+                     "--dataset=folder without a val/ folder: the share of "
+                     "each class held out for validation (default 0.1).",
+                     **d)
+  # entries of ModelConfig.backbone_kwargs
   flags.DEFINE_float("block_drop_rate", None, "EfficientNet stochastic "
                      "depth.", **d)
   flags.DEFINE_integer("num_dropout_layers", None, "BagNet spatial "
                        "dropouts.", **d)
   flags.DEFINE_float("dropout_keep", None,
                      "BagNet dropout keep probability.", **d)
-  flags.DEFINE_enum("backbone_norm", None,
-                    ["batch", "frozen_batch", "renorm", "none"],
+  flags.DEFINE_enum("backbone_norm", None, list(TINY_CNN_NORMS),
                     "Tiny CNN normalisation (renorm: batch "
                     "renormalisation, which keeps training and inference "
-                    "from disagreeing; see tnet_tf.model.backbones.tiny).", **d)
+                    "from disagreeing; see tnet_tf.model.backbones.tiny).",
+                    **d)
   flags.DEFINE_string("backbone_weights", None,
                       "Pre-trained backbone weights: 'imagenet' (Keras' "
                       "ImageNet weights, EfficientNets; downloaded once, or "
@@ -84,210 +200,87 @@ def _model_flags(fv: flags.FlagValues) -> None:
                       **d)
 
 
-def _loss_flags(fv: flags.FlagValues) -> None:
-  d = dict(flag_values=fv)
-  flags.DEFINE_float("lambda_c", 0.3, "Final vs per-feature "
-                     "cross-entropy.", **d)
-  flags.DEFINE_float("lambda_r", 0.3, "Sequence vs per-location "
-                     "REINFORCE.", **d)
-  flags.DEFINE_float("lambda_f", 0.1, "Weight of the REINFORCE terms.", **d)
-  flags.DEFINE_integer("perfreg_cap", None,
-                       "Last level of per-feature terms.", **d)
-  flags.DEFINE_integer("num_samples", 1, "Monte-Carlo samples M.", **d)
-  flags.DEFINE_float("contrastive_weight", 0.0, "Cosine contrastive loss.",
-                     **d)
-  flags.DEFINE_float("contrastive_margin", 0.4, "Contrastive margin.", **d)
-  flags.DEFINE_float("l2", 0.0, "L2 weight (see --l2_rule).", **d)
-  flags.DEFINE_enum("l2_rule", "authors", ["authors", "kernels"],
-                    "authors: l2·Σv² over the first optimiser's variables "
-                    "(not batch norm); kernels: l2·Σw²/2 over every kernel.",
-                    **d)
-  flags.DEFINE_enum("reward", "correct", ["correct", "probability"],
-                    "REINFORCE's reward: 1 if right (the authors') or the "
-                    "probability given to the label.", **d)
-  flags.DEFINE_enum("location_baseline", "ema", ["ema", "image"],
-                    "Per-location rewards against the running baseline "
-                    "(the authors') or the image's other locations.", **d)
-  flags.DEFINE_integer("random_steps", 0,
-                       "Exploration: cells at random for these first "
-                       "training steps.", **d)
-  flags.DEFINE_integer("anneal_steps", 0,
-                       "Exploration: then Gumbel noise falling from 1 to 0 "
-                       "over these steps (then greedy).", **d)
-  flags.DEFINE_integer("scan_steps", 0,
-                       "Look at every cell of the first attended level for "
-                       "these first training steps.", **d)
-  flags.DEFINE_float("location_target", 0.0,
-                     "Weight of the location module's cross-entropy against "
-                     "where the per-feature classifier read the label.", **d)
-  flags.DEFINE_bool("contrastive_diagonal", True,
-                    "The contrastive mean counts the B diagonal pairs too "
-                    "(the authors').", **d)
-
-
-def _data_flags(fv: flags.FlagValues) -> None:
-  d = dict(flag_values=fv)
-  flags.DEFINE_string("dataset", "toy", "Dataset name (see tnet_tf.data).",
-                      **d)
-  flags.DEFINE_string("data_dir", None,
-                      "Dataset directory: the TFDS data dir of a paper "
-                      "dataset, the image folder of --dataset=folder, the "
-                      "cache of a generated one.", **d)
-  flags.DEFINE_enum("augmentation", None, sorted(augment.AUGMENTATIONS),
-                    "Training augmentation (default: the dataset's).", **d)
-  flags.DEFINE_float("val_fraction", None,
-                     "--dataset=folder without a val/ folder: the share of "
-                     "each class held out for validation (default 0.1).",
-                     **d)
-  flags.DEFINE_list("input_size", None, "Input height,width (or one size).",
-                    **d)
-  flags.DEFINE_integer("num_examples", 0, "Generated datasets: examples.",
-                       **d)
-  flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer.", **d)
-  flags.DEFINE_string("train_split", "train", "Split to train on.", **d)
-  flags.DEFINE_string("eval_split", "validation", "Split to evaluate on.",
-                      **d)
-
-
-def _train_flags(fv: flags.FlagValues) -> None:
-  d = dict(flag_values=fv)
-  flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                    "train (then evaluate), or only evaluate the latest "
-                    "checkpoint of --run_dir (writes eval_<split>.json).", **d)
-  flags.DEFINE_string("run_dir", None, "Run directory (checkpoints, logs).",
-                      **d)
-  flags.DEFINE_bool("export", True,
-                    "After training, write a SavedModel to <run_dir>/"
-                    "saved_model and the class names to <run_dir>/"
-                    "classes.json.", **d)
-  flags.DEFINE_integer("batch_size", 32, "Global batch size.", **d)
-  flags.DEFINE_integer("train_steps", 1000, "Total training steps.", **d)
-  flags.DEFINE_float("train_epochs", 0,
-                     "If > 0: train this many epochs of --train_split "
-                     "(sets --train_steps from the split's size).", **d)
-  flags.DEFINE_integer("checkpoint_every", 100,
-                       "Checkpoint interval (steps).", **d)
-  flags.DEFINE_integer("log_every", 10, "Summary / log interval (steps).",
-                       **d)
-  flags.DEFINE_integer("eval_every", 0,
-                       "Evaluation interval (0: at the end).", **d)
-  flags.DEFINE_integer("eval_examples", 0, "Evaluate on at most this many.",
-                       **d)
-  flags.DEFINE_integer("monitor_examples", 128,
-                       "While training: accuracy in inference mode on this "
-                       "many held-out and training images, beside the "
-                       "training accuracy (progress line, TensorBoard); 0: "
-                       "off.", **d)
-  flags.DEFINE_integer("monitor_every", 100,
-                       "Steps between those checks.", **d)
-  flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "Optimiser.", **d)
-  flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.", **d)
-  flags.DEFINE_float("backbone_learning_rate", None,
-                     "Separate learning rate (optimiser) for the backbone.",
-                     **d)
-  flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay.", **d)
-  flags.DEFINE_enum("lr_schedule", "constant", ["constant", "step", "cosine"],
-                    "Learning-rate schedule.", **d)
-  flags.DEFINE_list("lr_decay_steps", [], "Step-decay boundaries.", **d)
-  flags.DEFINE_list("lr_decay_epochs", [],
-                    "Step-decay boundaries in epochs (instead of steps).",
-                    **d)
-  flags.DEFINE_list("lr_decay_fractions", [],
-                    "Step-decay boundaries as fractions of the training "
-                    "steps, e.g. 0.8 (instead of steps or epochs).", **d)
-  flags.DEFINE_float("lr_decay_factor", 0.1, "Step-decay factor.", **d)
-  flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.", **d)
-  flags.DEFINE_enum("strategy", "default",
-                    ["default", "mirrored", "multi_worker", "tpu"],
-                    "tf.distribute strategy.", **d)
-  flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.", **d)
-  flags.DEFINE_bool("mixed_precision", False, "mixed_float16 compute.", **d)
-  flags.DEFINE_bool("jit_compile", False, "XLA: the whole step for "
-                    "baselines, the backbone for TNet.", **d)
-  flags.DEFINE_integer("seed", 0, "Random seed.", **d)
-  flags.DEFINE_bool("deterministic", False, "TF op determinism.", **d)
-  flags.DEFINE_list("summaries", [],
-                    "Extra TensorBoard histograms: weights, gradients.", **d)
-  flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", **d)
-  flags.DEFINE_string("init_checkpoint", None,
-                      "Checkpoint (or run directory: its latest) of a model "
-                      "to start from, weights only.", **d)
+# flag → the backbone_kwargs entry it sets
+BACKBONE_OPTIONS = {"block_drop_rate": "block_drop_rate",
+                    "num_dropout_layers": "num_dropout_layers",
+                    "dropout_keep": "dropout_keep", "backbone_norm": "norm",
+                    "backbone_weights": "weights"}
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines every experiment flag in ``flag_values``."""
-  for define in (_model_flags, _loss_flags, _data_flags, _train_flags):
-    define(flag_values)
+  names = [leaf.flag for leaf in leaves()]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f"fields share the flag names {repeated}: give one a "
+                     "metadata['flag']")
+  for leaf in leaves():
+    _define(leaf, flag_values)
+  _define_others(flag_values)
 
 
 # ------------------------------------------------------- flags → configs
-def _data_config(f: flags.FlagValues) -> DataConfig:
-  if f.dataset not in data_lib.DATASETS:
-    raise ValueError(f"--dataset={f.dataset!r} is unknown; known: "
+def _nested(values: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+  """{("a", "b"): v} → {"a": {"b": v}}."""
+  out: dict[str, Any] = {}
+  for path, value in values.items():
+    node = out
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = value
+  return out
+
+
+def _build(cls, values: dict[str, Any]):
+  """``cls`` from nested ``values`` (groups from their dicts)."""
+  hints = typing.get_type_hints(cls)
+  return cls(**{name: _build(hints[name], value)
+                if dataclasses.is_dataclass(hints[name]) and
+                isinstance(value, dict) else value
+                for name, value in values.items()})
+
+
+def _data_options(f: flags.FlagValues, data: dict[str, Any]) -> None:
+  if data["name"] not in data_lib.DATASETS:
+    raise ValueError(f"--dataset={data['name']!r} is unknown; known: "
                      f"{data_lib.DATASETS}")
-  options: dict[str, Any] = {}
+  options = dict(data.get("options", {}))
   if f.augmentation:
     options["augmentation"] = f.augmentation
   if f.val_fraction is not None:
-    if f.dataset != "folder":
+    if data["name"] != "folder":
       raise ValueError("--val_fraction applies to --dataset=folder only")
     if not 0 < f.val_fraction < 1:
       raise ValueError(f"--val_fraction must be in (0, 1), got "
                        f"{f.val_fraction}")
     options["val_fraction"] = f.val_fraction
-  return DataConfig(
-      name=f.dataset, data_dir=f.data_dir, num_examples=f.num_examples,
-      shuffle_buffer=f.shuffle_buffer, seed=f.seed,
-      train_split=f.train_split, eval_split=f.eval_split, options=options)
+  data["options"] = options
 
 
-def _model_config(f: flags.FlagValues, data: DataConfig) -> ModelConfig:
-  changes: dict[str, Any] = {}
-  for name in ("backbone", "base_resolution", "grid_size", "cell_fraction",
-               "levels", "selection", "resampling", "location_scale",
-               "location_gradient", "overlap_suppression",
-               "dropout", "feature_weighting", "allow_upsampling"):
-    if f[name].value is not None:
-      changes[name] = f[name].value
-  if f.locations is not None:
-    changes["locations"] = tuple(int(k) for k in f.locations)
-  changes["num_classes"] = f.num_classes or data_lib.num_classes(data)
-  base = PRESETS[f.preset]()
-  # the preset's backbone options belong to the preset's backbone only
-  same_backbone = not f.backbone or f.backbone == base.backbone
-  kwargs = dict(base.backbone_kwargs) if same_backbone else {}
-  for name in ("block_drop_rate", "num_dropout_layers", "dropout_keep"):
-    if f[name].value is not None:
-      kwargs[name] = f[name].value
-  if f.backbone_weights:
-    kwargs["weights"] = f.backbone_weights
-  if f.backbone_norm:
-    kwargs["norm"] = f.backbone_norm
-  backbones.check_kwargs(f.backbone or base.backbone, kwargs)
-  changes["backbone_kwargs"] = kwargs
-  if f.input_size:
-    size = [int(s) for s in f.input_size]
-    changes["input_size"] = (size[0], size[-1])
-  return tasks.model_config_for(f.model, base, **changes)
+def _model_changes(f: flags.FlagValues, model: dict[str, Any], base,
+                   data) -> dict[str, Any]:
+  """The preset's backbone options belong to the preset's backbone only;
+  the named options and --backbone_kwargs go on top; the classes are the
+  dataset's unless given."""
+  backbone = model.get("backbone") or base.backbone
+  kwargs = (dict(base.backbone_kwargs) if backbone == base.backbone
+            else {})
+  kwargs.update(model.get("backbone_kwargs", {}))
+  for name, key in BACKBONE_OPTIONS.items():
+    if f[name].value not in (None, ""):
+      kwargs[key] = f[name].value
+  backbones.check_kwargs(backbone, kwargs)
+  model["backbone_kwargs"] = kwargs
+  if not model.get("num_classes"):
+    model["num_classes"] = data_lib.num_classes(data)
+  return model
 
 
-def _loss_config(f: flags.FlagValues) -> LossConfig:
-  return LossConfig(
-      lambda_c=f.lambda_c, lambda_r=f.lambda_r, lambda_f=f.lambda_f,
-      perfreg_cap=f.perfreg_cap, num_samples=f.num_samples,
-      contrastive_weight=f.contrastive_weight,
-      contrastive_margin=f.contrastive_margin,
-      contrastive_diagonal=f.contrastive_diagonal, l2=f.l2,
-      l2_rule=f.l2_rule, reward=f.reward,
-      location_baseline=f.location_baseline, random_steps=f.random_steps,
-      anneal_steps=f.anneal_steps, scan_steps=f.scan_steps,
-      location_target=f.location_target)
-
-
-def _steps(f: flags.FlagValues, data: DataConfig
-           ) -> tuple[int, tuple[int, ...]]:
-  """Training steps and decay boundaries, counted in epochs if asked."""
-  train_steps, decay = f.train_steps, [int(s) for s in f.lr_decay_steps]
+def _steps(f: flags.FlagValues, data, train: dict[str, Any]) -> None:
+  """Training steps and decay boundaries, counted in epochs or as
+  fractions if asked."""
+  train_steps = train["train_steps"]  # flags of train always have values
+  decay = list(train.get("lr_decay_steps", ()))
   if f.train_epochs < 0:
     raise ValueError(f"--train_epochs must be >= 0, got {f.train_epochs}")
   given = [name for name in ("lr_decay_steps", "lr_decay_epochs",
@@ -296,7 +289,8 @@ def _steps(f: flags.FlagValues, data: DataConfig
     raise ValueError(f"give one of --{', --'.join(given)}, not several")
   if f.train_epochs or f.lr_decay_epochs:
     # steps per epoch as the authors count them: whole batches only
-    per_epoch = data_lib.split_size(data, f.train_split) // f.batch_size
+    per_epoch = (data_lib.split_size(data, data.train_split) //
+                 train["batch_size"])
     if f.train_epochs:
       train_steps = max(1, round(f.train_epochs * per_epoch))
     decay = [max(1, round(float(e) * per_epoch))
@@ -307,37 +301,36 @@ def _steps(f: flags.FlagValues, data: DataConfig
       raise ValueError(f"--lr_decay_fractions must be in (0, 1), got "
                        f"{fractions}")
     decay = [max(1, round(x * train_steps)) for x in fractions]
-  return train_steps, tuple(decay)
-
-
-def _train_config(f: flags.FlagValues, data: DataConfig) -> TrainConfig:
-  train_steps, decay = _steps(f, data)
-  return TrainConfig(
-      batch_size=f.batch_size, train_steps=train_steps,
-      checkpoint_every=f.checkpoint_every, log_every=f.log_every,
-      eval_every=f.eval_every, monitor_examples=f.monitor_examples,
-      monitor_every=f.monitor_every,
-      eval_locations=inputs.parse_settings(f.eval_locations),
-      eval_thresholds=inputs.parse_thresholds(f.eval_thresholds),
-      optimizer=f.optimizer, learning_rate=f.learning_rate,
-      backbone_learning_rate=f.backbone_learning_rate,
-      weight_decay=f.weight_decay, lr_schedule=f.lr_schedule,
-      lr_decay_steps=decay, lr_decay_factor=f.lr_decay_factor,
-      warmup_steps=f.warmup_steps, strategy=f.strategy, tpu=f.tpu,
-      mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
-      seed=f.seed, deterministic=f.deterministic,
-      summaries=tuple(f.summaries), keep_checkpoints=f.keep_checkpoints,
-      backbone_weights=f.backbone_weights,
-      init_checkpoint=f.init_checkpoint)
+  train["train_steps"], train["lr_decay_steps"] = train_steps, tuple(decay)
 
 
 def experiment_from_flags(flag_values: flags.FlagValues = flags.FLAGS
                           ) -> Experiment:
-  """The Experiment the parsed flags describe (ValueError on bad values)."""
+  """The Experiment the parsed flags describe (ValueError on bad values).
+
+  Every field takes its flag's value; a flag left unset (None) leaves the
+  field to the preset (model) or its default, except three the command
+  line derives: the classes (the dataset's), the image size (the model's
+  input size) and the data's seed (``--seed``)."""
   f = flag_values
-  data = _data_config(f)
-  model = _model_config(f, data)
-  data = dataclasses.replace(data, image_size=model.input_size or (64, 64))
-  return Experiment(model=model, data=data, train=_train_config(f, data),
-                    loss=_loss_config(f), kind=f.model, mode=f.mode,
-                    eval_examples=f.eval_examples, export=f.export)
+  values = {}
+  for leaf in leaves():
+    value = field_value(leaf, f[leaf.flag].value)
+    if value is None and (leaf.from_preset or not leaf.optional):
+      continue
+    values[leaf.path] = value
+  given = _nested(values)
+  model, data, train = (given.pop(k, {}) for k in ("model", "data", "train"))
+  data.setdefault("seed", train.get("seed", 0))
+  _data_options(f, data)
+  data = DataConfig(**data)
+  base = PRESETS[f.preset]()
+  model = _model_changes(f, model, base, data)
+  if "policy" in model:
+    model["policy"] = dataclasses.replace(base.policy, **model["policy"])
+  model = tasks.model_config_for(given.get("kind", "tnet"), base, **model)
+  if ("data", "image_size") not in values:
+    data = dataclasses.replace(data, image_size=model.input_size or (64, 64))
+  _steps(f, data, train)
+  return _build(Experiment, {**given, "model": model, "data": data,
+                             "train": train})

@@ -27,20 +27,23 @@ from tnet_tf.training import trainer
 from tnet_tf.config import Experiment
 from tnet_tf.experiments import comparison
 
-# the changes of issue 16 to the learning of where to look, alone and
-# together, against the paper's rule
-_EXPLORE = {"random_steps": 300, "anneal_steps": 600}
-_SCAN_TARGET = {"scan_steps": 300, "location_target": 1.0}
+# the changes to the learning of where to look, alone and together,
+# against the paper's rule
+_EXPLORE = {"exploration": {"random_steps": 300, "anneal_steps": 600}}
+_SCAN_TARGET = {"exploration": {"scan_steps": 300},
+                "loss": {"location_target": 1.0}}
+_LEARNED = {"policy": {"location_scale": "learned"}}
+_PATHWISE = {"policy": {"location_gradient": "pathwise"}}
+_LEARNED_PATHWISE = {"policy": {"location_scale": "learned",
+                                "location_gradient": "pathwise"}}
 POLICY = {
     "the paper's rule": {},
-    "learned scale": {"model": {"location_scale": "learned"}},
-    "exploration (random, then annealed)": {"loss": _EXPLORE},
+    "learned scale": {"model": _LEARNED},
+    "exploration (random, then annealed)": _EXPLORE,
     "probability reward": {"loss": {"reward": "probability"}},
-    "pathwise gradient": {"model": {"location_gradient": "pathwise"}},
-    "scan + location target": {"loss": _SCAN_TARGET},
-    "all together": {"model": {"location_scale": "learned",
-                               "location_gradient": "pathwise"},
-                     "loss": _SCAN_TARGET},
+    "pathwise gradient": {"model": _PATHWISE},
+    "scan + location target": _SCAN_TARGET,
+    "all together": {"model": _LEARNED_PATHWISE, **_SCAN_TARGET},
 }
 # the small CNN's batch norm, plain or renormalised (tnet_tf.model.backbones.tiny:
 # a model leaning on its training batch is worse in inference)
@@ -50,55 +53,50 @@ NORMALISATION = {
     "the paper's rule + batch renormalisation": {"model": _RENORM},
     "all together": POLICY["all together"],
     "all together + batch renormalisation": {
-        "model": {**POLICY["all together"]["model"], **_RENORM},
-        "loss": _SCAN_TARGET},
+        "model": {**_LEARNED_PATHWISE, **_RENORM}, **_SCAN_TARGET},
 }
 
 # the normalisation of the small CNN, with the paper's rule (batch
-# renormalisation is its default since issue 24)
+# renormalisation is its default)
 NORMS = {
     "batch norm": {"model": {"backbone_kwargs": {"norm": "batch"}}},
     "batch renormalisation": {"model": {"backbone_kwargs": {
         "norm": "renorm"}}},
 }
-# every opt-in switch alone (issue 24's screen), on batch renormalisation
+# every opt-in switch alone, on batch renormalisation
 _BASE = _RENORM
 SWITCHES = {
     "batch renormalisation": {"model": _BASE},
-    "+ learned scale": {"model": {**_BASE, "location_scale": "learned"}},
-    "+ pathwise gradient": {"model": {**_BASE,
-                                      "location_gradient": "pathwise"}},
-    "+ overlap suppression": {"model": {**_BASE,
-                                        "overlap_suppression": True}},
-    "+ scan + location target": {"model": _BASE, "loss": _SCAN_TARGET},
+    "+ learned scale": {"model": {**_BASE, **_LEARNED}},
+    "+ pathwise gradient": {"model": {**_BASE, **_PATHWISE}},
+    "+ overlap suppression": {"model": {
+        **_BASE, "policy": {"overlap_suppression": True}}},
+    "+ scan + location target": {"model": _BASE, **_SCAN_TARGET},
     "+ location target": {"model": _BASE,
                           "loss": {"location_target": 1.0}},
-    "+ exploration": {"model": _BASE, "loss": _EXPLORE},
+    "+ exploration": {"model": _BASE, **_EXPLORE},
     "+ probability reward": {"model": _BASE,
                              "loss": {"reward": "probability"}},
     "+ per-image location baseline": {
         "model": _BASE, "loss": {"location_baseline": "image"}},
-    "+ sampling (the paper's text)": {"model": {**_BASE,
-                                               "selection": "sampling"}},
+    "+ sampling (the paper's text)": {"model": {
+        **_BASE, "policy": {"selection": "sampling"}}},
 }
 
-# the combinations that paid before (issue 16, one seed), on batch
-# renormalisation
+# the combinations that paid before (one seed), on batch renormalisation
 COMBINATIONS = {
     "batch renormalisation": {"model": _BASE},
     "+ scan + location target": SWITCHES["+ scan + location target"],
     "+ all together (learned scale, pathwise, scan + target)": {
-        "model": {**_BASE, "location_scale": "learned",
-                  "location_gradient": "pathwise"},
-        "loss": _SCAN_TARGET},
+        "model": {**_BASE, **_LEARNED_PATHWISE}, **_SCAN_TARGET},
 }
 
 # Megapixel MNIST's recorded options (its README; the drawn-locations row
 # of more_locations.json was screened against them before that option's
 # removal); a 16×16 grid cannot be scanned (256 cells a canvas)
-_MM = {"model": {"location_scale": "learned",
-                 "location_gradient": "pathwise",
-                 "overlap_suppression": True},
+_MM = {"model": {"policy": {"location_scale": "learned",
+                            "location_gradient": "pathwise",
+                            "overlap_suppression": True}},
        "loss": {"location_target": 1.0}}
 MEGAPIXEL_MNIST = {
     "recorded options": _MM,
@@ -119,30 +117,36 @@ VARIANT_SETS = {
     "policy_best": {k: POLICY[k] for k in ("the paper's rule",
                                            "pathwise gradient",
                                            "all together")},
-    # issue 15: the authors' choices against what this project did before
+    # the authors' choices against what this project did before
     "fidelity": {
         "authors' cells + half-pixel bilinear, greedy (the recipes)": {},
         "align-corners cells (before)": {
             "model": {"resampling": "align_corners"}},
         "authors' cells + box filter (antialias)": {
             "model": {"resampling": "antialias"}},
-        "sampling, Plackett-Luce log p": {"model": {"selection": "sampling"}},
+        "sampling, Plackett-Luce log p": {
+            "model": {"policy": {"selection": "sampling"}}},
     },
 }
 
 
 def apply(experiment: Experiment, changes: dict) -> Experiment:
-  """``experiment`` with ``changes`` ({"model"|"loss"|"train"|"data":
-  {field: value}}) applied; ``backbone_kwargs`` are merged into the
-  preset's."""
-  parts = {}
-  for part, fields in changes.items():
-    config = getattr(experiment, part)
-    if "backbone_kwargs" in fields:
-      fields = {**fields, "backbone_kwargs": {
-          **config.backbone_kwargs, **fields["backbone_kwargs"]}}
-    parts[part] = dataclasses.replace(config, **fields)
-  return experiment.replace(**parts)
+  """``experiment`` with ``changes`` ({group: {field: value}}, a nested
+  group such as the model's ``policy`` as a dict of its own) applied;
+  ``backbone_kwargs`` are merged into the preset's."""
+  return _changed(experiment, changes)
+
+
+def _changed(config, changes: dict):
+  fields = {}
+  for name, value in changes.items():
+    current = getattr(config, name)
+    if dataclasses.is_dataclass(current):
+      value = _changed(current, value)
+    elif name == "backbone_kwargs":
+      value = {**current, **value}
+    fields[name] = value
+  return dataclasses.replace(config, **fields)
 
 
 def attention_stats(model, dataset, locations) -> dict:

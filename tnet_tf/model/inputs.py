@@ -8,7 +8,7 @@ zeros are dropped (``(2, 0)`` is ``(2,)``).
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -109,37 +109,6 @@ def check_location_tensor(locations: tf.Tensor, levels: int,
   with tf.control_dependencies(checks):
     locations = tf.identity(locations)
   return tuple(locations[i] for i in range(levels - 1))
-
-
-def parse_thresholds(values) -> tuple[float, ...]:
-  """``["0.9", "0.99"]`` → ``(0.9, 0.99)``: adaptive thresholds, each ≥ 0
-  (0 stops after level 1; above 1 never stops early)."""
-  out = []
-  for value in values or ():
-    try:
-      t = float(value)
-    except ValueError:
-      raise ValueError(f"--eval_thresholds: {value!r} is not a number"
-                       ) from None
-    if not t >= 0:
-      raise ValueError(f"--eval_thresholds: {value!r} is negative")
-    out.append(t)
-  return tuple(out)
-
-
-def parse_settings(text: Optional[str]) -> tuple[tuple[int, ...], ...]:
-  """``'0;1;2,1'`` → ``((), (1,), (2, 1))`` (settings to evaluate)."""
-  if not text:
-    return ()
-  settings = []
-  for part in text.split(";"):
-    try:
-      counts = [int(k) for k in part.split(",") if k.strip()]
-    except ValueError as err:
-      raise ValueError(f"--eval_locations: {part!r} is not a comma list of "
-                       "integers") from err
-    settings.append(strip_trailing_zeros(counts))
-  return tuple(settings)
 
 
 # ------------------------------------------------------------------ images

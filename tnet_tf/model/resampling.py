@@ -29,9 +29,9 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.config import RESAMPLINGS
 from tnet_tf.model.layers import grid
 
-RESAMPLINGS = ("authors", "antialias", "align_corners")
 PAD_VALUE = 127.5  # the authors' zero padding, in [0, 255] pixel values
 
 

@@ -197,13 +197,13 @@ class TNet(keras.Model):
     # which cells overlap which: fixed by the grid, built once
     self._overlap = (grid.overlapping_cells(config.grid_size,
                                             config.cell_fraction)
-                     if config.overlap_suppression else None)
+                     if config.policy.overlap_suppression else None)
     hook = {"layer_hook": layer_hook, "initializers": (
         config.initializers or backbone.initializers)}
     self.location_module = LocationModule(
         config.location_variant or backbone.location_variant,
         config.location_hidden_dim,
-        learned_scale=config.location_scale == "learned",
+        learned_scale=config.policy.location_scale == "learned",
         name="location_module", **hook)
     self.positional_module = PositionalEncodingModule(
         config.positional_variant or backbone.positional_variant,
@@ -328,7 +328,7 @@ class TNet(keras.Model):
       valid = tf.cast(valid, tf.float32)
       weights = tf.tile(tf.expand_dims(valid / tf.reduce_sum(valid), 0),
                         [batch, 1])
-    if training and self.config.location_gradient == "pathwise" and (
+    if training and self.config.policy.location_gradient == "pathwise" and (
         state["all_logp"]):
       weights = weights * pathwise_factors(tf.concat(state["all_logp"], 1))
     # expand_dims, not [..., None]: the TFLite converter has a builtin for it
@@ -365,7 +365,7 @@ class TNet(keras.Model):
       noise = -tf.math.log(-tf.math.log(tf.random.uniform(
           tf.shape(log_probs), 1e-12, 1.0)))
       idx = top_k(log_probs + exploration * noise)
-    elif training and self.config.selection == "sampling":
+    elif training and self.config.policy.selection == "sampling":
       idx = gumbel_top_k(log_probs, k)
       return idx, plackett_luce_log_probs(log_probs, idx)
     else:

@@ -313,9 +313,9 @@ def first_images(data_cfg: DataConfig, split: str,
 
 def source_experiment(init_checkpoint: str, flagged: Experiment
                       ) -> Experiment:
-  """The trained run's architecture, loss and data, with the training
-  settings of the command line (and the run's evaluation settings unless
-  the command line gives some)."""
+  """The trained run's architecture, loss, exploration and data, with the
+  training and runtime settings of the command line (and the run's
+  evaluation settings unless the command line gives some)."""
   run_dir = runs.run_dir_of(runs.checkpoint_path(init_checkpoint))
   if run_dir is None:
     raise FileNotFoundError(f"{init_checkpoint}: no config.json of a "
@@ -329,7 +329,8 @@ def source_experiment(init_checkpoint: str, flagged: Experiment
   if flagged.data.data_dir:
     data = dataclasses.replace(data, data_dir=flagged.data.data_dir)
   return source.replace(train=dataclasses.replace(train, init_checkpoint=None),
-                        data=data, eval_examples=flagged.eval_examples,
+                        runtime=flagged.runtime, data=data,
+                        eval_examples=flagged.eval_examples,
                         mode="train", export=False)
 
 
@@ -342,7 +343,7 @@ def _fine_tuned(method: str, experiment: Experiment, init_checkpoint: str,
     tnet = tasks.require_tnet(source, f"--method={method}")
     tnet = (add_quantization(tnet) if method == "qat_int8" else
             add_pruning(tnet, method, options, exp.train.train_steps))
-    task = tasks.TNetClassifier(tnet, exp.loss)
+    task = tasks.TNetClassifier(tnet, exp.loss, exp.exploration)
     task.reward_baseline.assign(source.reward_baseline)
     return tasks.compile_for(task, exp)
   return build
@@ -373,7 +374,8 @@ def compress(method: str, experiment: Experiment, run_dir: str,
     model = task.network
     if method != "qat_int8":
       model = strip_pruning(model)
-      stripped = tasks.TNetClassifier(model, experiment.loss)
+      stripped = tasks.TNetClassifier(model, experiment.loss,
+                                      experiment.exploration)
       stripped.reward_baseline.assign(task.reward_baseline)
       tf.train.Checkpoint(model=stripped).write(
           os.path.join(run_dir, "weights", "ckpt"))

@@ -159,8 +159,9 @@ class ProgressBar(Callback):
     if run.task.levels > 1 and "top_probability" in logs:
       cfg = run.task.config
       print("\n" + policy_line(logs, cfg.grid_size ** 2,
-                                cfg.location_scale == "learned",
-                                cfg.selection == "greedy"), flush=True)
+                                cfg.policy.location_scale == "learned",
+                                cfg.policy.selection == "greedy"),
+            flush=True)
 
 
 class TensorBoard(Callback):
@@ -168,7 +169,7 @@ class TensorBoard(Callback):
   ``run_dir/eval``)."""
 
   def __init__(self, run: Run, overlay_images: int = 4):
-    self.kinds = run.experiment.train.summaries
+    self.kinds = run.experiment.runtime.summaries
     self.overlay_images = overlay_images
     self._gradients = None
 

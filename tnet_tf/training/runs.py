@@ -138,7 +138,7 @@ def load(path: str, checkpoint: Optional[str] = None) -> LoadedRun:
             if k != "weights"}
   task = tasks.create(experiment.kind,
                       experiment.model.replace(backbone_kwargs=kwargs),
-                      experiment.loss)
+                      experiment.loss, experiment.exploration)
   read_weights(task, checkpoint, f"checkpoint {checkpoint}")
   return LoadedRun(run_dir, experiment, task, checkpoint,
                    class_names(run_dir, experiment.model.num_classes))

@@ -27,7 +27,8 @@ from tnet_tf.model import inputs
 from tnet_tf.model.outputs import TNetOutput
 from tnet_tf.training import losses
 from tnet_tf.training import optim
-from tnet_tf.config import Experiment, LossConfig, ModelConfig
+from tnet_tf.config import (Experiment, ExplorationConfig, LossConfig,
+                            ModelConfig)
 from tnet_tf.model.tnet import TNet, build_backbone
 
 
@@ -214,6 +215,7 @@ class TNetClassifier(Classifier):
   xla_step = False
 
   def __init__(self, network: TNet, loss_config: Optional[LossConfig] = None,
+               exploration_config: Optional[ExplorationConfig] = None,
                **kwargs):
     kwargs.setdefault("name", "tnet_classifier")
     super().__init__(network, loss_config, **kwargs)
@@ -221,6 +223,7 @@ class TNetClassifier(Classifier):
     # (None: ``x`` itself). Training on slides sets it: the dataset yields
     # indices into their table (``tnet_tf.data.regions.reader``).
     self.image_source = None
+    self.exploration_config = exploration_config or ExplorationConfig()
     # EMA baseline of the rewards (non-trainable: saved in checkpoints,
     # identical on every replica)
     self.reward_baseline = self.add_weight(
@@ -254,7 +257,7 @@ class TNetClassifier(Classifier):
     """During the first ``scan_steps`` every cell of the first attended
     level is looked at (the classifier sees the evidence in every image, and
     every cell gets a reward); then the configured locations."""
-    steps = self.loss_config.scan_steps
+    steps = self.exploration_config.scan_steps
     if not steps or self.optimizer is None:
       return self(images, training=True)
     cfg = self.network.config
@@ -275,7 +278,7 @@ class TNetClassifier(Classifier):
     """The scale of the selection noise at this training step (None: the
     configured selection): cells at random for ``random_steps``, then a
     noise falling from 1 to 0 over ``anneal_steps``."""
-    cfg = self.loss_config
+    cfg = self.exploration_config
     if not (cfg.random_steps or cfg.anneal_steps) or self.optimizer is None:
       return None
     step = tf.cast(self.optimizer.iterations, tf.float32)
@@ -377,6 +380,7 @@ class ImageClassifier(Classifier):
 # ----------------------------------------------------------- the factory
 def create(kind: str, model: ModelConfig,
            loss: Optional[LossConfig] = None,
+           exploration: Optional[ExplorationConfig] = None,
            jit_compile: bool = False) -> Classifier:
   """The task of ``kind`` ("tnet" or "baseline"), not compiled.
   ``jit_compile``: XLA for TNet's backbone (``crop_and_resize`` has no XLA
@@ -385,7 +389,7 @@ def create(kind: str, model: ModelConfig,
     backbone = build_backbone(model)
     if jit_compile:
       backbone = backbone.replace(jit_compile=True)
-    return TNetClassifier(TNet(model, backbone), loss)
+    return TNetClassifier(TNet(model, backbone), loss, exploration)
   if kind == "baseline":
     return ImageClassifier(model, loss)
   raise ValueError(f"unknown model kind {kind!r}; known: tnet, baseline")
@@ -404,7 +408,8 @@ def model_config_for(kind: str, model: ModelConfig,
 def build(experiment: Experiment) -> Classifier:
   """The compiled task of an experiment (call inside a strategy's scope)."""
   return compile_for(create(experiment.kind, experiment.model,
-                            experiment.loss, experiment.train.jit_compile),
+                            experiment.loss, experiment.exploration,
+                            experiment.runtime.jit_compile),
                      experiment)
 
 
@@ -416,7 +421,7 @@ def compile_for(task: Classifier, experiment: Experiment) -> Classifier:
                         if train.backbone_learning_rate is not None else None)
   task.compile(optim.build_optimizer(train, train.learning_rate),
                backbone_optimizer=backbone_optimizer,
-               jit_compile=train.jit_compile and task.xla_step)
+               jit_compile=experiment.runtime.jit_compile and task.xla_step)
   return task
 
 

@@ -26,7 +26,7 @@ from tnet_tf.training import callbacks as callbacks_lib
 from tnet_tf.training import runs
 from tnet_tf.training.callbacks import Callback, Run
 from tnet_tf.training import tasks
-from tnet_tf.config import Experiment, TrainConfig
+from tnet_tf.config import Experiment, RuntimeConfig
 from tnet_tf.data import pipeline
 from tnet_tf.data import regions
 from tnet_tf.training.evaluation import Evaluator
@@ -46,7 +46,7 @@ def precision_policy(mixed: bool):
     keras.mixed_precision.set_global_policy(previous)
 
 
-def make_strategy(cfg: TrainConfig) -> tf.distribute.Strategy:
+def make_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
   if cfg.strategy == "mirrored":
     return tf.distribute.MirroredStrategy()
   if cfg.strategy == "multi_worker":
@@ -73,10 +73,14 @@ def check_run_dir(run_dir: str, experiment: Experiment) -> None:
   old = runs.read_record(run_dir)
   if old is None:
     return
+  # a record of an earlier layout, read as this version writes it
+  old = Experiment.from_record(old).to_record()
   new = experiment.to_record()
-  diffs = [f"{key}: {old['model'].get(key)!r} -> {value!r}"
-           for key, value in new["model"].items()
-           if key != "backbone_kwargs" and old["model"].get(key) != value]
+  old_model, new_model = _flat(old["model"]), _flat(new["model"])
+  diffs = [f"{key}: {old_model.get(key)!r} -> {value!r}"
+           for key, value in new_model.items()
+           if not key.startswith("backbone_kwargs")
+           and old_model.get(key) != value]
   if old.get("model_kind") != new["model_kind"]:
     diffs.insert(0, f"model: {old.get('model_kind')} -> {new['model_kind']}")
   if diffs:
@@ -85,9 +89,20 @@ def check_run_dir(run_dir: str, experiment: Experiment) -> None:
         f"({'; '.join(diffs)}); use a new --run_dir")
 
 
+def _flat(record: dict, prefix: str = "") -> dict:
+  """{"policy": {"selection": v}} → {"policy.selection": v}."""
+  out = {}
+  for key, value in record.items():
+    if isinstance(value, dict) and key != "backbone_kwargs":
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = value
+  return out
+
+
 def open_run(experiment: Experiment, run_dir: str) -> Run:
   """The strategy and the run directory, checked (and recorded)."""
-  strategy = make_strategy(experiment.train)
+  strategy = make_strategy(experiment.runtime)
   run = Run(experiment, run_dir, strategy, is_chief(strategy))
   check_run_dir(run_dir, experiment)
   tf.io.gfile.makedirs(run_dir)
@@ -227,7 +242,7 @@ def train_loop(run: Run, manager: tf.train.CheckpointManager,
                step_var: tf.Variable, callbacks: Sequence[Callback]) -> dict:
   """Trains from the restored step to ``train_steps``; returns the metrics
   of the last logged step."""
-  cfg = run.experiment.train
+  cfg, runtime = run.experiment.train, run.experiment.runtime
   task = run.task
   train_fn = task.make_train_function()
   evaluator = (Evaluator(task, task.settings(), (), run.strategy)
@@ -244,17 +259,18 @@ def train_loop(run: Run, manager: tf.train.CheckpointManager,
     if evaluator is not None and (step % cfg.monitor_every == 0 or
                                   step == cfg.train_steps):
       run.monitor_logs = monitor(run, evaluator)
-    if step % cfg.log_every == 0 or step == cfg.train_steps:
+    if step % runtime.log_every == 0 or step == cfg.train_steps:
       logs = {k: float(v) for k, v in batch_logs.items()}
       logs.update(run.monitor_logs)
       logs["learning_rate"] = _current_lr(task.optimizer)
-      logs["steps_per_second"] = cfg.log_every / max(time.time() - t0, 1e-9)
+      logs["steps_per_second"] = runtime.log_every / max(time.time() - t0,
+                                                         1e-9)
       logs["skipped_images"] = float(sum(run.skipped().values()))
       t0 = time.time()
       for callback in callbacks:
         callback.on_log(step, logs, run)
       task.reset_metrics()
-    if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
+    if step % runtime.checkpoint_every == 0 or step == cfg.train_steps:
       manager.save(checkpoint_number=step)
     if cfg.eval_every and step % cfg.eval_every == 0 and (
         step < cfg.train_steps):
@@ -325,11 +341,11 @@ def train_and_evaluate(
   compiled task inside the strategy's scope (default ``tasks.build``;
   ``tnet_tf.tools.compress`` builds a wrapped copy of a trained TNet). Returns
   the summary and the task."""
-  train = experiment.train
-  keras.utils.set_random_seed(train.seed)
-  if train.deterministic:
+  runtime = experiment.runtime
+  keras.utils.set_random_seed(experiment.train.seed)
+  if runtime.deterministic:
     tf.config.experimental.enable_op_determinism()
-  with precision_policy(train.mixed_precision):
+  with precision_policy(runtime.mixed_precision):
     run = open_run(experiment, run_dir)
     with run.strategy.scope():
       run.task = build(experiment)
@@ -338,7 +354,7 @@ def train_and_evaluate(
     # the chief must still save (saving is collective), into scratch
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(run_dir, runs.CHECKPOINTS),
-        train.keep_checkpoints)
+        runtime.keep_checkpoints)
     build_optimizer_state(run)
     restore_or_initialise(run, manager, step_var)
     scratch = None

@@ -5,9 +5,7 @@ import tf_keras as keras
 
 from tnet_tf.model.backbones.base import FeatureExtractor, from_keras_model
 from tnet_tf.model.backbones.weights import load_weights
-
-NORMS = ("batch", "frozen_batch", "renorm", "none")
-DEFAULT_NORM = "renorm"  # since issue 24; before it, "batch"
+from tnet_tf.config import TINY_CNN_DEFAULT_NORM, TINY_CNN_NORMS
 
 
 def tiny_cnn_model(input_shape=(32, 32, 3), widths=(16, 32, 64),
@@ -31,9 +29,9 @@ def tiny_cnn_model(input_shape=(32, 32, 3), widths=(16, 32, 64),
   """
   if depth < 1:
     raise ValueError(f"depth must be >= 1, got {depth}")
-  norm = norm or (DEFAULT_NORM if batch_norm else "none")
-  if norm not in NORMS:
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+  norm = norm or (TINY_CNN_DEFAULT_NORM if batch_norm else "none")
+  if norm not in TINY_CNN_NORMS:
+    raise ValueError(f"norm must be one of {TINY_CNN_NORMS}, got {norm!r}")
   images = keras.Input(input_shape, name="images")
   x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(images)
   for i, width in enumerate(widths):
