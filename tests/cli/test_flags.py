@@ -1,6 +1,5 @@
 """The command line made from the configuration: one flag per field, its
 help and default the field's, every field reachable by its flag."""
-import os
 
 from absl import flags
 import pytest
@@ -188,19 +187,3 @@ def test_bad_values_name_the_flag(args, message):
   with pytest.raises(ValueError, match=message.replace("[", r"\[")
                      .replace("(", r"\(")):
     _parse(*args)
-
-
-def test_config_is_the_lowest_layer():
-  """The configuration imports no model code at import time, and no
-  library module below the command line reads flags because of it."""
-  root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-  source = open(os.path.join(root, "tnet_tf", "config.py")).read()
-  header = source.split("\nclass ", 1)[0]
-  assert "import tnet_tf" not in header and "from tnet_tf" not in header
-  assert "absl" not in source
-  for package in ("model", "training", "data"):
-    for folder, _, files in os.walk(os.path.join(root, "tnet_tf", package)):
-      for name in files:
-        if name.endswith(".py"):
-          text = open(os.path.join(folder, name)).read()
-          assert "from absl import flags" not in text, name
