@@ -138,70 +138,77 @@ def call_adaptive(model: TNet, images, threshold, max_locations=None,
       not tf.is_tensor(group) and group < 1):
     raise ValueError(f"group and first must be >= 1 cell, got {group} "
                      f"and {first}")
-  start = _start(model, images, k, rule, halting)
-  state, boxes, pos = start["state"], start["boxes"], start["pos"]
-  cell_probs = start["cell_probs"]
-  remaining = tf.math.cumsum(cell_probs, axis=1, reverse=True)
-  batch = state["batch"]
-  num = tf.shape(boxes)[1]
-  threshold = tf.cast(threshold, tf.float32)
-  classify = model.classification_module
-  total = start["level1"]
-  count = tf.ones([batch], total.dtype)
-  logits = classify(total, training=False)
-  probs = tf.nn.softmax(tf.cast(logits, tf.float32))
-  votes = tf.zeros_like(probs)
-  run = tf.zeros([batch])
+  traversal = _Traversal(model, _start(model, images, k, rule, halting),
+                         threshold, rule, halting, group, first)
+  return traversal.record(traversal.run())
 
-  def stop(probs, previous, run, votes, read, rows):
+
+class _Traversal:
+  """One adaptive traversal of a batch: what every step shares (the start,
+  the stopping rule), the step, and the record at the end."""
+
+  def __init__(self, model: TNet, start: dict, threshold, rule: str,
+               halting, group, first):
+    self.model, self.start = model, start
+    self.cfg = model.config
+    self.rule, self.halting = rule, halting
+    self.group, self.first = group, first
+    self.threshold = tf.cast(threshold, tf.float32)
+    self.boxes, self.pos = start["boxes"], start["pos"]  # [B, K, 4|3]
+    self.cell_probs = start["cell_probs"]  # [B, K]
+    # the location probability of the cells not yet read, after each
+    self.remaining = tf.math.cumsum(self.cell_probs, axis=1, reverse=True)
+    self.batch = start["state"]["batch"]
+    self.num = tf.shape(self.boxes)[1]
+    self.classify = model.classification_module
+
+  def stop(self, probs, previous, run, votes, read, rows):
     """Whether each of ``rows`` stops now, and its new run length."""
-    if rule == "learned":
+    if self.rule == "learned":
+      num = self.num
       at = tf.minimum(read, num - 1)
-      after = tf.gather(remaining, rows)
+      after = tf.gather(self.remaining, rows)
       x, run = halting_lib.features(
           probs, previous, run, votes, read,
-          tf.where(read < num, tf.gather(tf.gather(cell_probs, rows), at,
-                                         batch_dims=1), 0.0),
+          tf.where(read < num, tf.gather(tf.gather(self.cell_probs, rows),
+                                         at, batch_dims=1), 0.0),
           tf.where(read < num, tf.gather(after, at, batch_dims=1), 0.0),
           # counts on the scale the module was fitted at
-          halting.max_locations or num)
-      score = tf.sigmoid(halting(x))
+          self.halting.max_locations or num)
+      score = tf.sigmoid(self.halting(x))
     else:
-      top = tf.math.top_k(probs, min(2, cfg.num_classes)).values
-      score = top[:, 0] if rule == "max_probability" else (
+      top = tf.math.top_k(probs, min(2, self.cfg.num_classes)).values
+      score = top[:, 0] if self.rule == "max_probability" else (
           top[:, 0] - top[:, -1])
-    return score >= threshold, run
+    return score >= self.threshold, run
 
-  done, run = stop(probs, probs, run, votes, tf.zeros([batch], tf.int32),
-                   tf.range(batch))
-  active = tf.logical_not(done)
-
-  def step(j, total, count, probs, votes, run, active, logits):
+  def step(self, j, total, count, probs, votes, run, active, logits):
     """The next ``first`` (at j = 0) or ``group`` cells of the images
     still looking, added to their running sums."""
     rows = tf.cast(tf.where(active)[:, 0], tf.int32)
-    size = tf.where(j == 0, first, group)
-    some = tf.gather(boxes[:, j:j + size], rows)  # [A, g, 4]
+    size = tf.where(j == 0, self.first, self.group)
+    some = tf.gather(self.boxes[:, j:j + size], rows)  # [A, g, 4]
     g = tf.shape(some)[1]
     v = _encode_cells(
-        model, start, tf.reshape(some, [-1, 4]), tf.repeat(rows, g),
-        tf.reshape(tf.gather(pos[:, j:j + size], rows), [-1, 3]))
+        self.model, self.start, tf.reshape(some, [-1, 4]),
+        tf.repeat(rows, g),
+        tf.reshape(tf.gather(self.pos[:, j:j + size], rows), [-1, 3]))
     cell_votes = tf.reduce_sum(tf.reshape(tf.one_hot(tf.argmax(
-        classify(v, training=False), -1),
-        cfg.num_classes), [tf.size(rows), g, -1]), axis=1)
+        self.classify(v, training=False), -1),
+        self.cfg.num_classes), [tf.size(rows), g, -1]), axis=1)
     v = tf.reduce_sum(tf.reshape(v, [tf.size(rows), g, -1]), axis=1)
     at = tf.expand_dims(rows, 1)
     total = tf.tensor_scatter_nd_add(total, at, v)
     count = tf.tensor_scatter_nd_add(
         count, at, tf.fill(tf.shape(rows), tf.cast(g, count.dtype)))
-    new = classify(
+    new = self.classify(
         tf.gather(total, rows) / tf.expand_dims(tf.gather(count, rows), 1),
         training=False)
     new_probs = tf.nn.softmax(tf.cast(new, tf.float32))
     new_votes = tf.gather(votes, rows) + cell_votes
-    done, new_run = stop(new_probs, tf.gather(probs, rows),
-                         tf.gather(run, rows), new_votes,
-                         tf.fill(tf.shape(rows), j + g), rows)
+    done, new_run = self.stop(new_probs, tf.gather(probs, rows),
+                              tf.gather(run, rows), new_votes,
+                              tf.fill(tf.shape(rows), j + g), rows)
     return (j + size, total, count,
             tf.tensor_scatter_nd_update(probs, at, new_probs),
             tf.tensor_scatter_nd_update(votes, at, new_votes),
@@ -209,28 +216,48 @@ def call_adaptive(model: TNet, images, threshold, max_locations=None,
             tf.tensor_scatter_nd_update(active, at, tf.logical_not(done)),
             tf.tensor_scatter_nd_update(logits, at, new))
 
-  loop = tf.while_loop(
-      lambda j, *rest: tf.logical_and(j < num, tf.reduce_any(rest[-2])),
-      step, (tf.constant(0), total, count, probs, votes, run, active,
-             logits))
-  count, logits = loop[2], loop[-1]
-  read = tf.cast(count, tf.int32) - 1
-  steps = tf.range(num)
-  attended = tf.concat([tf.ones([batch, 1], tf.int32), tf.cast(
-      steps[None] < read[:, None], tf.int32)], axis=1)
-  n2 = cfg.grid_size ** 2
-  return TNetOutput(
-      logits=logits, num_locations=read,
-      boxes=grid.to_pixels(tf.concat([state["boxes"], boxes], axis=1),
-                           state["image_hw"]),
-      attended=attended,
-      levels=tf.concat([tf.ones([1], tf.int32),
-                        tf.fill(tf.shape(steps), 2)], axis=0),
-      # the attention record of ``TNet.call``, over what was read
-      feature_weights=tf.cast(attended, tf.float32) / tf.cast(
-          tf.expand_dims(read + 1, 1), tf.float32),
-      location_log_probs=start["chosen"],
-      location_probs=[tf.reshape(tf.exp(start["log_probs"]),
-                                 [batch, 1, n2])],
-      location_indices=[tf.reshape(start["idx"], [batch, 1, -1])]
-  ).as_dict()
+  def run(self) -> tuple:
+    """Level 1's prediction, then ``step`` while an image is still looking
+    and cells are left: ``(count, logits)`` — feature vectors read per
+    image ``[B]`` (level 1 included) and the final logits ``[B, C]``."""
+    batch = self.batch
+    total = self.start["level1"]
+    count = tf.ones([batch], total.dtype)
+    logits = self.classify(total, training=False)
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+    votes = tf.zeros_like(probs)
+    run = tf.zeros([batch])
+    done, run = self.stop(probs, probs, run, votes,
+                          tf.zeros([batch], tf.int32), tf.range(batch))
+    loop = tf.while_loop(
+        lambda j, *rest: tf.logical_and(j < self.num,
+                                        tf.reduce_any(rest[-2])),
+        self.step, (tf.constant(0), total, count, probs, votes, run,
+                    tf.logical_not(done), logits))
+    return loop[2], loop[-1]
+
+  def record(self, outcome: tuple) -> dict:
+    """The attention record (``TNetOutput``) of the traversal's outcome."""
+    count, logits = outcome
+    batch, start = self.batch, self.start
+    read = tf.cast(count, tf.int32) - 1
+    steps = tf.range(self.num)
+    attended = tf.concat([tf.ones([batch, 1], tf.int32), tf.cast(
+        steps[None] < read[:, None], tf.int32)], axis=1)
+    n2 = self.cfg.grid_size ** 2
+    state = start["state"]
+    return TNetOutput(
+        logits=logits, num_locations=read,
+        boxes=grid.to_pixels(tf.concat([state["boxes"], self.boxes], axis=1),
+                             state["image_hw"]),
+        attended=attended,
+        levels=tf.concat([tf.ones([1], tf.int32),
+                          tf.fill(tf.shape(steps), 2)], axis=0),
+        # the attention record of ``TNet.call``, over what was read
+        feature_weights=tf.cast(attended, tf.float32) / tf.cast(
+            tf.expand_dims(read + 1, 1), tf.float32),
+        location_log_probs=start["chosen"],
+        location_probs=[tf.reshape(tf.exp(start["log_probs"]),
+                                   [batch, 1, n2])],
+        location_indices=[tf.reshape(start["idx"], [batch, 1, -1])]
+    ).as_dict()
