@@ -95,9 +95,10 @@ def main(argv):
     data_dir = fakes.prepare_all(root)["imagenet"]["data_dir"]
     records = {key: record(case[0], data_dir, *case[1:])
                for key, case in cases().items()}
-  with open(out, "w") as fh:
-    json.dump(records, fh, indent=1, sort_keys=True)
-    fh.write("\n")
+  with open(out, "w") as fh:  # one record per line: a diff names the recipe
+    fh.write("{\n" + ",\n".join(
+        f"{json.dumps(key)}: {json.dumps(records[key], sort_keys=True)}"
+        for key in sorted(records)) + "\n}\n")
   print(f"{len(records)} records -> {out}")
 
 
