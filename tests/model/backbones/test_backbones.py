@@ -123,6 +123,44 @@ def test_efficientnet_weights_from_local_h5(tmp_path):
     backbones.build("efficientnet-b0", weights=str(tmp_path / "none.h5"))
 
 
+def _stem_input(model):
+  """What the stem convolution of a Keras EfficientNet reads."""
+  return keras.Model(model.input, eff.normalization_of(model).output)
+
+
+def test_a_fresh_efficientnet_stem_reads_the_authors_range():
+  """A randomly initialised EfficientNet reads pixels as the authors feed
+  theirs: image / 255 (convert_image_dtype), minus 0.5, times 2 — in
+  [-1, 1] (fMoW/input_fMoW.py; the same in CUB and NABirds)."""
+  images = np.random.default_rng(0).integers(
+      0, 256, [2, 32, 32, 3]).astype(np.float32)
+  images[0, 0, 0], images[0, 0, 1] = 0.0, 255.0
+  for variant in ("b0", "b3"):
+    stem = _stem_input(eff.efficientnet_model(variant, (32, 32, 3)))(images)
+    np.testing.assert_allclose(stem, (images / 255.0 - 0.5) * 2.0, atol=1e-6)
+    assert float(np.min(stem)) == -1.0 and float(np.max(stem)) == 1.0
+
+
+def test_a_weights_file_keeps_its_own_input_statistics(tmp_path):
+  """Keras' ImageNet weights bring their normalisation (here: a file with
+  statistics of its own); the authors' range is for fresh models only."""
+  src = eff.efficientnet_model("b0", (32, 32, 3))
+  norm = eff.normalization_of(src)
+  mean, variance, count = norm.get_weights()
+  norm.set_weights([np.array([0.485, 0.456, 0.406], np.float32),
+                    np.array([0.229, 0.224, 0.225], np.float32) ** 2, count])
+  path = str(tmp_path / "b0_notop.h5")
+  src.save_weights(path)
+  loaded = eff.efficientnet_model("b0", (32, 32, 3), weights=path)
+  images = np.full([1, 32, 32, 3], 255.0, np.float32)
+  np.testing.assert_allclose(
+      _stem_input(loaded)(images)[0, 0, 0],
+      (1.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224,
+                                                          0.225]),
+      rtol=1e-5)
+  del mean, variance
+
+
 def test_bagnet_weights_mismatch_is_a_clear_error(tmp_path):
   path = str(tmp_path / "tiny.h5")
   backbones.tiny_cnn_model((77, 77, 3)).save_weights(path)

@@ -1,6 +1,7 @@
 """EfficientNet-B0…B7 from ``tf_keras.applications`` as TNet's backbone."""
 from __future__ import annotations
 
+import numpy as np
 import tf_keras as keras
 
 from tnet_tf.model.backbones.base import FeatureExtractor, from_keras_model
@@ -81,7 +82,32 @@ def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
                      f"{variant.upper()} without top: {err}") from err
   if block_drop_schedule == "authors" and block_drop_rate:
     model = _drop_from_one(model, block_drop_rate)
+  if not weights:
+    authors_input_range(model)
   return model
+
+
+def normalization_of(model: keras.Model) -> keras.layers.Normalization:
+  """The input normalisation of a Keras EfficientNet application (its
+  name is made unique per model, so it is found by type)."""
+  return next(layer for layer in model.layers
+              if isinstance(layer, keras.layers.Normalization))
+
+
+def authors_input_range(model: keras.Model) -> None:
+  """Makes the stem of ``model`` (a Keras EfficientNet application) read
+  pixels as the authors' EfficientNets do: ``(x / 255 − 0.5) · 2``, in
+  [−1, 1] (``fMoW/input_fMoW.py``, ``CUB/input_cub.py``,
+  ``NABirds/input_nab.py``). The application rescales by 1/255 and then
+  normalises with statistics that a randomly initialised model never
+  adapts (mean 0, variance 1: the stem would read [0, 1]); mean 0.5 and
+  variance 0.25 give the authors' range. Keras' ImageNet weights carry
+  their own statistics and keep them; a checkpoint restores what its run
+  was trained with."""
+  norm = normalization_of(model)
+  mean, variance, count = norm.get_weights()
+  norm.set_weights([np.full_like(mean, 0.5), np.full_like(variance, 0.25),
+                    count])
 
 
 def efficientnet(variant: str = "b0", base_resolution: int = 224,
