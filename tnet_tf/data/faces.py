@@ -120,13 +120,6 @@ def draw(cfg: FacesConfig, pools: dict, split: str, index: int):
   return image, label, np.array([y, x, y + side, x + side], np.float32)
 
 
-def folder_of(cfg: FacesConfig, cache_dir: str | None = None) -> str:
-  """Where the canvases of ``cfg`` are kept (``TNET_TF_CACHE``)."""
-  from tnet_tf.data.megapixel_digits import default_cache_dir
-  return os.path.join(cache_dir or default_cache_dir(), "faces",
-                      cfg.fingerprint())
-
-
 def boxed(dataset, pairs: list, root: str, record: dict):
   """``dataset`` of ``(image, label)`` in the order of ``pairs`` (the
   folder's file list) as dicts with each image's object ``boxes`` [1, 4]."""
