@@ -33,7 +33,6 @@ keeps serving. The model loads with ``tf.saved_model.load`` or
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -48,6 +47,7 @@ from tnet_tf.model import inputs
 from tnet_tf.model.adaptive import call_adaptive, supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.model.outputs import TNetOutput
+from tnet_tf.training import runs
 from tnet_tf.training import tasks
 from tnet_tf.training.callbacks import Callback, Run
 
@@ -214,9 +214,6 @@ class ExportAtEnd(Callback):
   Workers other than the chief write a scratch copy (saving is
   collective). ``end_of_run(experiment)`` says whether a run gets one."""
 
-  def __init__(self):
-    self.path: Optional[str] = None
-
   def on_train_end(self, summary: dict, run: Run) -> None:
     experiment = run.experiment
     classes = summary["data"].get("classes") or [
@@ -226,13 +223,11 @@ class ExportAtEnd(Callback):
     path = export_saved_model(
         run.task, os.path.join(target, "saved_model"), classes,
         channels=data_lib.channels(experiment.data))
-    with open(os.path.join(target, "classes.json"), "w") as fh:
-      json.dump(classes, fh, indent=1)
+    runs.write_class_names(target, classes)
     if not run.chief:
       shutil.rmtree(target, ignore_errors=True)
       return
     logging.info("exported %s", path)
-    self.path = path
 
 
 def end_of_run(experiment) -> list[Callback]:

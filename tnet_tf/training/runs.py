@@ -25,6 +25,7 @@ from tnet_tf.training import tasks
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
+CLASSES = "classes.json"
 HALTING = "halting"  # a fitted halting module (tnet_tf.inference.adaptive)
 
 
@@ -91,9 +92,15 @@ def read_weights(task: tasks.Classifier, checkpoint: str, what: str) -> None:
                      f"{str(err).splitlines()[0][:400]}") from err
 
 
+def write_class_names(run_dir: str, names) -> None:
+  """Records the class names of a run (``classes.json``)."""
+  with open(os.path.join(run_dir, CLASSES), "w") as fh:
+    json.dump(list(names), fh, indent=1)
+
+
 def class_names(run_dir: str, num_classes: int) -> list[str]:
   """The class names a run recorded (classes.json / summary.json)."""
-  for name, key in (("classes.json", None), ("summary.json", "data")):
+  for name, key in ((CLASSES, None), ("summary.json", "data")):
     path = os.path.join(run_dir, name)
     if os.path.exists(path):
       with open(path) as fh:

@@ -336,8 +336,10 @@ def train_and_evaluate(
     callbacks: Sequence[Callback] = (),
     build: Callable[[Experiment], tasks.Classifier] = tasks.build,
 ) -> tuple[dict, tasks.Classifier]:
-  """Trains (resuming if possible), evaluates, writes the run summary and,
-  if the experiment asks, the SavedModel. ``build(experiment)`` makes the
+  """Trains (resuming if possible), evaluates and writes the run summary;
+  ``callbacks`` run around the steps and at the end (the export of a
+  finished run is one: ``tnet_tf.inference.export.end_of_run``).
+  ``build(experiment)`` makes the
   compiled task inside the strategy's scope (default ``tasks.build``;
   ``tnet_tf.tools.compress`` builds a wrapped copy of a trained TNet). Returns
   the summary and the task."""
