@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tnet_tf import data as data_lib
 from tnet_tf.inference import export
 from tnet_tf.training import trainer
 from tnet_tf.training.callbacks import Callback
@@ -43,7 +44,6 @@ SMALL_FOLDER = 10_000  # training images below which the hint is shown
 
 def pretrained_hint(experiment: Experiment) -> Optional[str]:
   """A hint for training a folder of few images from scratch."""
-  from tnet_tf import data as data_lib
   if (experiment.data.name != "folder" or experiment.mode != "train" or
       experiment.model.backbone_kwargs.get("weights")):
     return None

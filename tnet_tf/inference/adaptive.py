@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tnet_tf.model import cost
 from tnet_tf.model.adaptive import RULES, call_adaptive, running
 from tnet_tf.model.adaptive import supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
@@ -175,7 +176,6 @@ def timings(network, images: np.ndarray, rows: list[dict],
             halting: Optional[halting_lib.HaltingModule] = None) -> None:
   """ms per image of every row at batch 1 and 8, in turns, on the same
   images (added to the rows: the median of ``repeats`` rounds)."""
-  from tnet_tf.model import cost
   cases = timing_cases(network, images, rows, max_locations, schedule,
                        halting)
   times = cost.time_interleaved(cases, warmup=1, repeats=repeats)
