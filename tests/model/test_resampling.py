@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from tnet_tf.model import resampling
+from tnet_tf.model import sources
 from tnet_tf.model.tnet import TNet
 
 
@@ -155,3 +156,60 @@ def test_shrinking_inside_the_image_is_one_crop_and_resize(rng, window):
       cells.whole(Sampling(), image, 32).numpy(),
       tf.image.resize(tf.cast(image, tf.float32), [32, 32], "bilinear",
                       antialias=False).numpy(), atol=2e-3)
+
+
+def _grey_window(image, y0, x0, height, width):
+  """``image[y0:y0+height, x0:x0+width]``, mid-grey (the authors' 0 in
+  [-1, 1]) wherever the window leaves ``image``: their tf.pad of the
+  batch the window is cut from."""
+  out = np.full((height, width, image.shape[2]), resampling.PAD_VALUE)
+  ys = slice(max(y0, 0), min(y0 + height, image.shape[0]))
+  xs = slice(max(x0, 0), min(x0 + width, image.shape[1]))
+  out[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = image[ys, xs]
+  return out
+
+
+class _Recorded(sources.ImageTensor):
+  """Pixels in memory that keep every crop TNet reads, by level."""
+
+  def __init__(self, images):
+    super().__init__(tf.constant(images))
+    self.read = {}
+
+  def crops(self, resampling, sampling, boxes, box_image, r, depth,
+            bounds=None):
+    out = super().crops(resampling, sampling, boxes, box_image, r, depth,
+                        bounds)
+    self.read[depth] = out.numpy()
+    return out
+
+
+def test_level_three_cells_read_grey_beyond_their_region(rng):
+  """A 3-level model on an image the grid does not tile: the authors cut a
+  level-3 cell from its level-2 region (padded), not from the image, so
+  where the cell overhangs the region it reads grey even though the image
+  goes on there (fMoW/models_fMoW.py create_masked_batch on the batch of
+  parent crops)."""
+  h, w, r = 181, 130, 48  # level 2: 90×65 (pad 1×1); level 3: 45×32
+  image = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+  model = TNet(tiny_config(base_resolution=r, locations=(9, 9),
+                           backbone_kwargs={"widths": (8, 8, 8)}))
+  source = _Recorded(image[None])
+  out = model(source, training=False)
+  sides = [model.resampling.level_size((h, w), d) for d in (2, 3)]
+  starts = np.round(out["boxes"].numpy()[0, :, :2]).astype(int)
+  parents, cells = starts[1:10], starts[10:]
+  overhanging = 0
+  for i, ((cy, cx), crop) in enumerate(zip(cells, source.read[3])):
+    py, px = parents[i // 9]  # the region the cell divides
+    region = _grey_window(image, py, px, *sides[0])
+    window = _grey_window(region, cy - py, cx - px, *sides[1])
+    want = tf.image.resize(window[None], [r, r], "bilinear",
+                           antialias=False)[0].numpy()
+    np.testing.assert_allclose(crop, want, atol=1e-2)
+    beyond = _grey_window(image, cy, cx, *sides[1])
+    overhanging += not np.array_equal(beyond, window)
+  # the cells whose overhang lies in the image, where reading the region's
+  # padding differs from reading the image: the first row (column) of the
+  # regions below (right of) the first: 4·5 + 2·3 + 2·3
+  assert overhanging == 32

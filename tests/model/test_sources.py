@@ -20,9 +20,12 @@ class Counting(sources.ImageTensor):
     self.calls.append(("whole", r))
     return super().whole(resampling, sampling, r)
 
-  def crops(self, resampling, sampling, boxes, box_image, r, depth):
-    self.calls.append(("crops", int(boxes.shape[0]), depth))
-    return super().crops(resampling, sampling, boxes, box_image, r, depth)
+  def crops(self, resampling, sampling, boxes, box_image, r, depth,
+            bounds=None):
+    self.calls.append(("crops", int(boxes.shape[0]), depth,
+                       bounds is not None))
+    return super().crops(resampling, sampling, boxes, box_image, r, depth,
+                         bounds)
 
 
 @pytest.mark.parametrize("resampling", ["authors", "align_corners"])
@@ -36,8 +39,10 @@ def test_every_read_goes_through_the_source(rng, resampling):
   assert set(got) == set(want)
   for key in ("logits", "boxes", "feature_weights", "location_log_probs"):
     np.testing.assert_array_equal(got[key], want[key])
-  # level 1 whole; 2 cells of each of 2 images; 1 cell of each of 4
-  assert source.calls == [("whole", 32), ("crops", 4, 2), ("crops", 4, 3)]
+  # level 1 whole; 2 cells of each of 2 images; 1 cell of each of 4, bound
+  # by the region it divides
+  assert source.calls == [("whole", 32), ("crops", 4, 2, False),
+                          ("crops", 4, 3, True)]
 
 
 def test_pixels_are_checked_where_they_enter_and_sources_pass():

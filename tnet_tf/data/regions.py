@@ -555,7 +555,8 @@ class Regions(sources.ImageSource):
     return tf.ensure_shape(out, [None, r, r, self.channels])
 
   def crops(self, resampling, sampling, boxes: tf.Tensor,
-            box_image: tf.Tensor, r: int, depth: int) -> tf.Tensor:
+            box_image: tf.Tensor, r: int, depth: int,
+            bounds=None) -> tf.Tensor:
     """The regions ``boxes`` (normalised ``[M, 4]`` of level ``depth``) of
     the images ``box_image`` at ``r×r``, float32 (as
     ``Resampling.crops``): each read from the coarsest level of its file
@@ -568,10 +569,14 @@ class Regions(sources.ImageSource):
     image = tf.gather(tf.convert_to_tensor(self.ids, tf.int32),
                       tf.cast(box_image, tf.int32))
     inside = resampling.inside(canvas, depth)
+    # what each region may read, in canvas pixels (beyond: the padding)
+    bounds = (tf.zeros([tf.shape(boxes)[0], 0]) if inside or bounds is None
+              else tf.round(bounds * tf.constant(canvas * 2, tf.float32)))
 
-    def read(starts, image):
+    def read(starts, image, bounds):
       out = []
-      for (sy, sx), i in zip(starts.numpy(), image.numpy()):
+      bounds = bounds.numpy()
+      for j, ((sy, sx), i) in enumerate(zip(starts.numpy(), image.numpy())):
         source = self.table[i]
         level = region_level(source, window, r)
         fy, fx = source.downsample(level)
@@ -585,18 +590,22 @@ class Regions(sources.ImageSource):
         patch = self._pixels(source.window(
             level, y0, y0 + size[0], x0, x0 + size[1],
             resampling_lib.PAD_VALUE))
+        bound = None
+        if bounds.shape[1]:  # to the patch's pixels at ``level``
+          bound = tf.constant(
+              [bounds[j] / (fy, fx, fy, fx) - (y0, x0, y0, x0)], tf.float32)
         out.append(resampling.sample_window(
             sampling, tf.constant(patch[None]),
             tf.constant([[ly - y0, lx - x0]], tf.float32), length, r,
             inside=inside and level == 0 and (
-                tuple(source.level_shapes[0]) == canvas)))
+                tuple(source.level_shapes[0]) == canvas), bounds=bound))
       if not out:
         return tf.zeros([0, r, r, self.channels])
       return tf.concat(out, axis=0)
 
     if tf.executing_eagerly():
-      return read(starts, image)
-    crops = tf.py_function(read, [starts, image], tf.float32)
+      return read(starts, image, bounds)
+    crops = tf.py_function(read, [starts, image, bounds], tf.float32)
     return tf.ensure_shape(crops, [None, r, r, self.channels])
 
   def close(self) -> None:

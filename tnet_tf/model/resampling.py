@@ -6,7 +6,10 @@ Three ways (``ModelConfig.resampling``):
   (``Tpap/TNet``, ``ImageNet/models.py``): cells are integer pixel windows of
   side ``round(c·s)`` (half to even) of a region of side ``s``, at a stride
   rounded up, the overhang split into padding (the larger half top/left)
-  that reads mid-grey (their 0 in [-1, 1]); each level's region is resized
+  that reads mid-grey (their 0 in [-1, 1]). The padding is of the region
+  the cells divide: a cell of a region below the image (level 3 on) that
+  reaches past its region reads grey there, not the image beyond it (they
+  cut cells from the batch of parent crops). Each level's region is resized
   to ``r`` by half-pixel-centre bilinear interpolation without antialiasing
   (``tf.image.resize``). A 448 → 224 cell is an exact 2×2 average; larger
   ratios alias.
@@ -85,9 +88,12 @@ class Resampling:
     raise NotImplementedError
 
   def crops(self, sampling, images, boxes, box_image, r: int,
-            depth: int) -> tf.Tensor:
+            depth: int, bounds=None) -> tf.Tensor:
     """Regions ``boxes`` (normalised ``[M, 4]``, of level ``depth``) of
-    ``images[box_image]`` at ``r×r``, float32."""
+    ``images[box_image]`` at ``r×r``, float32. ``bounds`` (normalised
+    ``[M, 4]``, or ``None``: the image) is the part of the image each
+    region may read; pixels outside it read the padding (``parent_bounds``
+    gives it: the region the cell divides)."""
     raise NotImplementedError
 
 
@@ -108,7 +114,9 @@ class AlignCorners(Resampling):
     return grid.child_boxes(tf.expand_dims(parents, 2),
                             tf.gather(self._cells, cells))
 
-  def crops(self, sampling, images, boxes, box_image, r, depth):
+  def crops(self, sampling, images, boxes, box_image, r, depth,
+            bounds=None):
+    # continuous cells lie inside their parent: nothing to bound
     return sampling.crop_and_resize(
         images, grid.crop_boxes(boxes, tf.shape(images)[1:3]), box_image,
         [r, r])
@@ -166,29 +174,34 @@ class IntegerCells(Resampling):
     start = origin + index * stride - before  # [B, G, k, 2]
     return tf.concat([start / hw, (start + side) / hw], axis=-1)
 
-  def crops(self, sampling, images, boxes, box_image, r, depth):
+  def crops(self, sampling, images, boxes, box_image, r, depth,
+            bounds=None):
     size = image_hw(images)
     hw = tf.cast(tf.stack(size), tf.float32)
     starts = tf.round(boxes[:, :2] * hw)
+    inside = self.inside(size, depth)
     return self._sample(images, starts, self.level_size(size, depth),
-                        box_image, r, inside=self.inside(size, depth),
-                        sampling=sampling)
+                        box_image, r, inside=inside, sampling=sampling,
+                        bounds=None if inside or bounds is None else
+                        tf.round(bounds * tf.tile(hw, [2])))
 
   def sample_window(self, sampling, patches, starts, window, r,
-                    inside=False) -> tf.Tensor:
+                    inside=False, bounds=None) -> tf.Tensor:
     """Windows of ``window`` pixels per axis (fractional when read from a
     coarser pyramid level) starting at ``starts`` ``[M, 2]`` of ``patches``
     ``[M, h, w, C]``, at ``r×r``: ``crops`` on windows read from a file
-    (``tnet_tf.data.regions``)."""
+    (``tnet_tf.data.regions``); ``bounds`` ``[M, 4]`` in the patches'
+    pixels, as in ``sample_bilinear``."""
     return self._sample(patches, starts, window,
                         tf.range(tf.shape(patches)[0]), r, inside=inside,
-                        sampling=sampling)
+                        sampling=sampling, bounds=bounds)
 
   def _sample(self, images, starts, window, box_image, r, inside=False,
-              sampling=None):
+              sampling=None, bounds=None):
     """Windows ``[start, start + window)`` (pixels, may overhang the image
     into padding unless ``inside``) of ``images[box_image]`` resampled to
-    ``r×r``."""
+    ``r×r``; pixels outside ``bounds`` (``[M, 4]`` pixels, optional) read
+    the padding too."""
     if (sampling is not None and inside and not self.supersample and
         all(isinstance(s, (int, np.integer)) and s >= r for s in window)):
       # shrinking a window inside the image, the half-pixel centres are
@@ -208,7 +221,7 @@ class IntegerCells(Resampling):
     ys = _positions(starts[:, 0], window[0], r, m[0])
     xs = _positions(starts[:, 1], window[1], r, m[1])
     out = sample_bilinear(images, ys, xs, box_image,
-                          None if inside else PAD_VALUE)
+                          None if inside else PAD_VALUE, bounds)
     if self.supersample:  # box filter: the mean of m×m sub-samples
       shape = tf.shape(out)
       out = tf.reduce_mean(tf.reshape(
@@ -246,28 +259,42 @@ def _positions(start: tf.Tensor, length, out: int, supersample) -> tf.Tensor:
 
 
 def sample_bilinear(images: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor,
-                    box_image: tf.Tensor,
-                    pad_value: Optional[float]) -> tf.Tensor:
+                    box_image: tf.Tensor, pad_value: Optional[float],
+                    bounds: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Bilinear samples ``[M, h, w, C]`` (float32) of ``images[box_image]``
   at rows ``ys`` ``[M, h]`` × columns ``xs`` ``[M, w]`` (pixel-centre
   coordinates); pixels outside the image read ``pad_value`` (``None``:
   the caller knows every sample lies inside the image, and the checks are
-  left out — four selects over the output fewer)."""
+  left out — four selects over the output fewer), and so do pixels whose
+  centre lies outside ``bounds`` (``[M, 4]``: y0, x0, y1, x1 in pixels,
+  optional)."""
   shape = tf.shape(images)
   height, width, channels = shape[1], shape[2], shape[3]
   pixels = tf.reshape(images, [-1, channels])
   first = tf.reshape(tf.cast(box_image, tf.int32) * height * width, [-1, 1])
   top, left = tf.floor(ys), tf.floor(xs)
 
-  def axis(low, limit):  # clipped indices of low/high and their validity
+  def axis(low, limit, axis_bounds):
+    """Clipped indices of low/high and their validity."""
     high = low + 1.0
     limit_f = tf.cast(limit, tf.float32) - 1.0
     valid = [tf.logical_and(v >= 0.0, v <= limit_f) for v in (low, high)]
+    if axis_bounds is not None:  # pixel centres inside [start, end)
+      start, end = (tf.reshape(b, [-1, 1]) for b in axis_bounds)
+      valid = [tf.logical_and(ok, tf.logical_and(v + 0.5 >= start,
+                                                 v + 0.5 <= end))
+               for ok, v in zip(valid, (low, high))]
     index = [tf.cast(tf.clip_by_value(v, 0.0, limit_f), tf.int32)
              for v in (low, high)]
     return index, valid
 
-  (rows, row_ok), (cols, col_ok) = axis(top, height), axis(left, width)
+  if bounds is not None:
+    bounds = tf.cast(bounds, tf.float32)
+  (rows, row_ok), (cols, col_ok) = (
+      axis(top, height, None if bounds is None else (bounds[:, 0],
+                                                     bounds[:, 2])),
+      axis(left, width, None if bounds is None else (bounds[:, 1],
+                                                     bounds[:, 3])))
   h, w = tf.shape(ys)[1], tf.shape(xs)[1]
 
   def corner(i, j):
@@ -285,6 +312,18 @@ def sample_bilinear(images: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor,
   upper = corner(0, 0) + (corner(0, 1) - corner(0, 0)) * wx
   lower = corner(1, 0) + (corner(1, 1) - corner(1, 0)) * wx
   return upper + (lower - upper) * wy
+
+
+def parent_bounds(parents: tf.Tensor, parent_bounds_: tf.Tensor,
+                  k) -> tf.Tensor:
+  """What the ``k`` children of each region may read: the region
+  (``parents``, normalised ``[B, G, 4]``) within what it could read itself
+  (``parent_bounds_``, same shape), repeated for its children:
+  ``[B, G·k, 4]`` in the children's order."""
+  inner = tf.concat([tf.maximum(parents[..., :2], parent_bounds_[..., :2]),
+                     tf.minimum(parents[..., 2:], parent_bounds_[..., 2:])],
+                    axis=-1)
+  return tf.repeat(inner, k, axis=1)
 
 
 def create(name: str, grid_size: int, cell_fraction: float) -> Resampling:

@@ -43,10 +43,11 @@ class ImageSource:
 
   def crops(self, resampling: resampling_lib.Resampling, sampling,
             boxes: tf.Tensor, box_image: tf.Tensor, r: int,
-            depth: int) -> tf.Tensor:
+            depth: int, bounds=None) -> tf.Tensor:
     """The regions ``boxes`` (normalised ``[M, 4]``, of level ``depth``) of
     the images ``box_image`` ``[M]`` at ``r×r``: ``[M, r, r, C]``
-    float32."""
+    float32. Pixels outside ``bounds`` (normalised ``[M, 4]``; ``None``:
+    the image) read the padding (``Resampling.crops``)."""
     raise NotImplementedError
 
 
@@ -67,9 +68,10 @@ class ImageTensor(ImageSource):
   def whole(self, resampling, sampling, r):
     return resampling.whole(sampling, self.images, r)
 
-  def crops(self, resampling, sampling, boxes, box_image, r, depth):
+  def crops(self, resampling, sampling, boxes, box_image, r, depth,
+            bounds=None):
     return resampling.crops(sampling, self.images, boxes, box_image, r,
-                            depth)
+                            depth, bounds)
 
 
 def image_source(images, check_numerics: bool = False) -> ImageSource:

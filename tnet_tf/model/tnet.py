@@ -276,7 +276,7 @@ class TNet(keras.Model):
     return {"images": images, "image_hw": tf.stack(images.image_hw()),
             "sampling": sampling, "batch": batch,
             "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
-            "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
+            "bounds": boxes, "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
             "num": 1, "location_probs": [], "location_indices": []}
 
@@ -295,14 +295,19 @@ class TNet(keras.Model):
     boxes, pos = self.children(state, idx, k, depth)
     children = regions * k
     box_image = tf.repeat(tf.range(batch), children)
+    # what each cell may read: the region it divides (from level 3 on,
+    # less than the image)
+    bounds = resampling.parent_bounds(state["boxes"], state["bounds"], k)
     f_map, v = self.encode(state, tf.reshape(boxes, [-1, 4]), box_image,
-                           depth + 1, training)
+                           depth + 1, training,
+                           bounds=(tf.reshape(bounds, [-1, 4]) if depth > 1
+                                   else None))
     new = (v, boxes, pos, tf.fill([children], depth),
            tf.reshape(chosen_logp, [batch, children]),
            tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
            tf.reshape(idx, [batch, regions, k]))
     return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
-            "pos": pos, "num": state["num"] + children,
+            "pos": pos, "bounds": bounds, "num": state["num"] + children,
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, new)}}
 
@@ -386,14 +391,16 @@ class TNet(keras.Model):
             tf.reshape(pos, [batch, regions * k, 3]))
 
   def encode(self, state: dict, boxes, box_image, depth: int,
-             training=None) -> tuple:
+             training=None, bounds=None) -> tuple:
     """(F, V) of the regions ``boxes`` (normalised ``[M, 4]``, of level
     ``depth``) of the images ``box_image``: read at ``r×r`` from the
-    state's image source, then the feature extraction module."""
+    state's image source (pixels outside ``bounds``, normalised ``[M, 4]``,
+    read the padding; ``None``: the image), then the feature extraction
+    module."""
     r = self.config.base_resolution
     images = state["images"]
     crops = images.crops(self.resampling, state["sampling"], boxes,
-                         box_image, r, depth)  # [M, r, r, C]
+                         box_image, r, depth, bounds)  # [M, r, r, C]
     return self._features(crops, bool(training), images.host_reads)
 
   def _features(self, crops, training, host_reads=False):
@@ -427,20 +434,21 @@ class TNet(keras.Model):
     def run():
       new = self.descend(state, k, training=training)
       return (tf.convert_to_tensor(new["regions"], tf.int32), new["f_map"],
-              new["boxes"], new["pos"],
+              new["boxes"], new["pos"], new["bounds"],
               tuple(new[key][-1] for key in _LEVEL_KEYS))
 
     def skip():
       return (tf.zeros([], tf.int32), state["f_map"][:0],
               state["boxes"][:, :0], state["pos"][:, :0],
+              state["bounds"][:, :0],
               (state["all_v"][-1][:0], state["boxes"][:, :0],
                state["pos"][:, :0], tf.zeros([0], tf.int32),
                tf.zeros([batch, 0]), tf.zeros([batch, regions, n2]),
                tf.zeros([batch, regions, 0], tf.int32)))
 
-    children, f_map, boxes, pos, level = tf.cond(active, run, skip)
+    children, f_map, boxes, pos, bounds, level = tf.cond(active, run, skip)
     return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
-            "pos": pos, "num": state["num"] + children,
+            "pos": pos, "bounds": bounds, "num": state["num"] + children,
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 
