@@ -196,7 +196,10 @@ def _define_others(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("backbone_weights", None,
                       "Pre-trained backbone weights: 'imagenet' (Keras' "
                       "ImageNet weights, EfficientNets; downloaded once, or "
-                      "placed in ~/.keras/models offline) or a local .h5.",
+                      "placed in ~/.keras/models offline), a local .h5, or "
+                      "a tensorflow/tpu EfficientNet checkpoint prefix "
+                      "(NoisyStudent, what the authors' bird runs start "
+                      "from, e.g. noisy_student_efficientnet-b0/model.ckpt).",
                       **d)
 
 

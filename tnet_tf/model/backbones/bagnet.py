@@ -3,6 +3,8 @@ bounded to 77 px — no batch norm, leaky-ReLU, 3×3 convs only in the first two
 blocks of each stage."""
 from __future__ import annotations
 
+import re
+
 import tf_keras as keras
 
 from tnet_tf.model.backbones.base import FeatureExtractor
@@ -101,3 +103,15 @@ def bagnet77(base_resolution: int = 77, grid_size: int = 5,
         f"{grid_size}x{grid_size}")
   return FeatureExtractor(model, base_resolution, indices, "bagnet", "concat",
                           name="feature_extraction")
+
+
+def authors_layer(layer: str) -> str | None:
+  """Where a layer of ``bagnet77`` sits in the authors' BagNet-77
+  (``ImageNet/models.py``, names under ``feature_extraction/``), or None
+  for a layer they do not have. Stage ``s`` is their part ``s + 1``."""
+  match = re.fullmatch(r"stage(\d+)_block(\d+)_(conv(\d)|shortcut)", layer)
+  if match:
+    stage, block, _, conv = match.groups()
+    part = f"comp_{conv}" if conv else "shortcut_comp"
+    return f"part{int(stage) + 1}_block{block}/{part}/conv2d"
+  return {"stem_conv": "part1/conv2d", "head_conv": "part6/conv2d"}.get(layer)

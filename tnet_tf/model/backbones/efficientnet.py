@@ -1,7 +1,10 @@
 """EfficientNet-B0…B7 from ``tf_keras.applications`` as TNet's backbone."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from tnet_tf.model.backbones.base import FeatureExtractor, from_keras_model
@@ -65,10 +68,13 @@ def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
   if block_drop_schedule not in DROP_SCHEDULES:
     raise ValueError(f"block_drop_schedule must be one of "
                      f"{list(DROP_SCHEDULES)}, got {block_drop_schedule!r}")
-  if weights and weights != IMAGENET:
+  # a tensorflow/tpu checkpoint (NoisyStudent) is read into the built model
+  tpu_checkpoint = bool(weights) and is_checkpoint(weights)
+  if weights and weights != IMAGENET and not tpu_checkpoint:
     check_weights_file(weights)
   try:
-    model = VARIANTS[variant](include_top=False, weights=weights,
+    model = VARIANTS[variant](include_top=False,
+                              weights=None if tpu_checkpoint else weights,
                               input_shape=input_shape, pooling="avg",
                               drop_connect_rate=block_drop_rate)
   except Exception as err:  # a download fails with URL or OS errors
@@ -80,9 +86,11 @@ def efficientnet_model(variant: str = "b0", input_shape=(224, 224, 3),
       raise
     raise ValueError(f"weights in {weights} do not match EfficientNet-"
                      f"{variant.upper()} without top: {err}") from err
+  if tpu_checkpoint:
+    load_tpu_checkpoint(model, variant, weights)
   if block_drop_schedule == "authors" and block_drop_rate:
     model = _drop_from_one(model, block_drop_rate)
-  if not weights:
+  if not weights or tpu_checkpoint:  # the authors feed NoisyStudent [-1, 1]
     authors_input_range(model)
   return model
 
@@ -128,3 +136,107 @@ def efficientnet(variant: str = "b0", base_resolution: int = 224,
                           f_indices=indices, location_variant="efficientnet",
                           positional_variant="additive",
                           initializers="efficientnet")
+
+
+# a block's layers (Keras application names) in the authors' EfficientNet
+# (fMoW/models_fMoW.py, CUB/models_cub.py) and in the tensorflow/tpu
+# EfficientNet checkpoints (NoisyStudent) their bird runs start from: the
+# latter number convolutions and batch norms in order of creation, so a
+# block without expansion (the first) starts one lower
+_BLOCK_LAYERS = {  # keras: (authors', tpu with expansion, tpu without)
+    "expand_conv": ("expand/conv2d", "conv2d", None),
+    "expand_bn": ("expand/batch_norm", "tpu_batch_normalization", None),
+    "dwconv": ("depthwise/conv2d", "depthwise_conv2d", "depthwise_conv2d"),
+    "bn": ("depthwise/batch_norm", "tpu_batch_normalization_1",
+           "tpu_batch_normalization"),
+    "se_reduce": ("se/conv2d_1", "se/conv2d", "se/conv2d"),
+    "se_expand": ("se/conv2d_2", "se/conv2d_1", "se/conv2d_1"),
+    "project_conv": ("bottleneck/conv2d", "conv2d_1", "conv2d"),
+    "project_bn": ("bottleneck/batch_norm", "tpu_batch_normalization_2",
+                   "tpu_batch_normalization_1"),
+}
+_OUTER_LAYERS = {  # keras: (authors', tpu)
+    "stem_conv": ("stem/conv2d", "stem/conv2d"),
+    "stem_bn": ("stem/batch_norm", "stem/tpu_batch_normalization"),
+    "top_conv": ("top/conv2d", "head/conv2d"),
+    "top_bn": ("top/batch_norm", "head/tpu_batch_normalization"),
+}
+_BLOCK = re.compile(r"block(\d+)([a-z])_(.+)")
+
+
+def authors_layer(layer: str) -> str | None:
+  """Where a layer of a Keras EfficientNet sits in the authors' model
+  (names under ``feature_extraction/``), or None for a layer they do not
+  have (the input normalisation). Keras' block ``Nx`` is their part
+  ``N + 1``, block ``x`` counted from 1."""
+  if layer in _OUTER_LAYERS:
+    return _OUTER_LAYERS[layer][0]
+  match = _BLOCK.fullmatch(layer)
+  if not match or match.group(3) not in _BLOCK_LAYERS:
+    return None
+  stage, letter, kind = match.groups()
+  return (f"part{int(stage) + 1}_block{ord(letter) - ord('a') + 1}/"
+          f"{_BLOCK_LAYERS[kind][0]}")
+
+
+def tpu_layers(model: keras.Model) -> dict[str, str]:
+  """The layers of a Keras EfficientNet by their names in a
+  tensorflow/tpu EfficientNet checkpoint (without the model's prefix):
+  ``{keras layer: tpu scope}``."""
+  names = [layer.name for layer in model.layers]
+  blocks = list(dict.fromkeys(m.group(1) + m.group(2) for m in
+                              map(_BLOCK.fullmatch, names) if m))
+  out = {}
+  for name in names:
+    if name in _OUTER_LAYERS:
+      out[name] = _OUTER_LAYERS[name][1]
+      continue
+    match = _BLOCK.fullmatch(name)
+    if not match or match.group(3) not in _BLOCK_LAYERS:
+      continue
+    block = match.group(1) + match.group(2)
+    expands = f"block{block}_expand_conv" in names
+    scope = _BLOCK_LAYERS[match.group(3)][1 if expands else 2]
+    out[name] = f"blocks_{blocks.index(block)}/{scope}"
+  return out
+
+
+def load_tpu_checkpoint(model: keras.Model, variant: str,
+                        path: str) -> None:
+  """Loads a tensorflow/tpu EfficientNet checkpoint (e.g. NoisyStudent,
+  what the authors' CUB and NABirds runs start from) into ``model``:
+  every weight from its exponential moving average, as the authors
+  restore it (``restore_dicts/efficientnet-*.p``); the classifier of the
+  checkpoint is left out. A missing or mis-shaped weight is an error
+  naming each one."""
+  reader = tf.train.load_checkpoint(path)
+  shapes = reader.get_variable_to_shape_map()
+  scopes, missing, misshaped, pairs = tpu_layers(model), [], [], []
+  for layer in model.layers:
+    if layer.name not in scopes:
+      continue
+    for weight in layer.weights:
+      attr = weight.name.split("/")[-1].split(":")[0]
+      key = (f"efficientnet-{variant}/{scopes[layer.name]}/{attr}/"
+             "ExponentialMovingAverage")
+      if key not in shapes:
+        missing.append(key)
+      elif list(shapes[key]) != weight.shape.as_list():
+        misshaped.append(f"{key} {list(shapes[key])} (the model's "
+                         f"{layer.name}/{attr}: {weight.shape.as_list()})")
+      else:
+        pairs.append((weight, key))
+  if missing or misshaped:
+    problems = ([f"{len(missing)} missing: " + ", ".join(missing[:8])]
+                if missing else []) + (
+        [f"{len(misshaped)} of another shape: " + ", ".join(misshaped[:8])]
+        if misshaped else [])
+    raise ValueError(f"{path} is not a tensorflow/tpu checkpoint of "
+                     f"EfficientNet-{variant.upper()}: " + "; ".join(problems))
+  for weight, key in pairs:
+    weight.assign(reader.get_tensor(key))
+
+
+def is_checkpoint(path: str) -> bool:
+  """Whether ``path`` is a TensorFlow checkpoint prefix."""
+  return tf.io.gfile.exists(path + ".index")
