@@ -235,3 +235,53 @@ def test_the_command_converts_with_the_checkpoints_classes(tmp_path,
     convert_cli.main(["convert"], _flag_values([
         "--preset=imagenet", f"--run_dir={tmp_path / 'other'}",
         f"--authors_checkpoint={tmp_path / 'nothing'}"]))
+
+
+@pytest.mark.slow
+def test_a_converted_release_evaluates_exports_and_predicts(tmp_path,
+                                                            paper_datasets):
+  """The whole path a user takes with a release: convert with the paper
+  recipe, evaluate with its _eval recipe, export and predict."""
+  from PIL import Image
+  import subprocess
+  import sys
+  from tnet_tf.cli import runner
+  from tnet_tf.experiments import imagenet
+
+  data_dir = paper_datasets["imagenet"]["data_dir"]
+  prefix = write_theirs(str(tmp_path / "theirs"), _arrays("imagenet"))
+  run_dir = str(tmp_path / "run")
+
+  def parsed(recipe, *extra):
+    values = _flag_values([])  # defined flags, then the entry's defaults
+    for name, value in imagenet.DEFAULTS.items():
+      values.set_default(name, value)
+    values(["x", f"--flagfile={recipe}", f"--data_dir={data_dir}",
+            f"--run_dir={run_dir}", *extra])
+    return values
+
+  convert_cli.main(["convert"], parsed("experiments/imagenet/tnet.flags",
+                                       f"--authors_checkpoint={prefix}"))
+  runner.main(["eval"], parsed("experiments/imagenet/tnet_eval.flags",
+                               "--eval_examples=4", "--batch_size=2",
+                               "--noexport"))
+  with open(os.path.join(run_dir, "eval_validation.json")) as fh:
+    rows = json.load(fh)["eval"]
+  assert [row["locations"] for row in rows] == [[], [1], [2], [3], [5]]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  exported = subprocess.run(
+      [sys.executable, "-m", "tnet_tf.cli.export", f"--run_dir={run_dir}"],
+      capture_output=True, text=True, timeout=600, env=env)
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  image = tmp_path / "image.png"
+  Image.fromarray(np.random.default_rng(0).integers(
+      0, 256, [300, 260, 3], np.uint8)).save(image)
+  out = tmp_path / "predictions"
+  predicted = subprocess.run(
+      [sys.executable, "-m", "tnet_tf.cli.predict",
+       f"--model={run_dir}/saved_model", f"--output={out}", str(image)],
+      capture_output=True, text=True, timeout=600, env=env)
+  assert predicted.returncode == 0, predicted.stderr[-2000:]
+  with open(out / "predictions.jsonl") as fh:
+    row = json.loads(fh.readline())
+  assert len(row["top5"]) == 5 and row["num_locations"] == 3
