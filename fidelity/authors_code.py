@@ -121,18 +121,25 @@ def their_module(root: str, case: Case):
 
 
 def randomise(net, rng) -> None:
-  """Every variable drawn afresh: kernels by their initialisers already;
-  batch norm, scalings and the baseline moved off their defaults."""
+  """Every variable drawn afresh from ``rng`` (so that a rerun sees the
+  same weights): kernels LeCun-normal (activations stay of order 1 through
+  B4's depth), batch norm, biases, scalings and the
+  baseline moved off their defaults so that every variable matters."""
   for v in net.variables:
-    name, shape = v.name, v.shape
+    name, shape = v.name, v.shape.as_list()
     if "moving_mean" in name or "beta" in name:
-      v.assign(rng.normal(0, 0.1, shape).astype(np.float32))
+      value = rng.normal(0, 0.1, shape)
     elif "moving_variance" in name or "gamma" in name:
-      v.assign(rng.uniform(0.5, 1.5, shape).astype(np.float32))
-    elif "scaling" in name or "baseline_var" in name or (
-        "bias" in name and len(shape) == 1):
-      v.assign(rng.normal(0, 0.2, shape).astype(np.float32) +
-               (1.0 if "scaling/kernel" in name else 0.0))
+      value = rng.uniform(0.5, 1.5, shape)
+    elif "scaling" in name or "baseline_var" in name:  # near 1, near 0
+      value = rng.normal(1.0 if "kernel" in name else 0.0, 0.2, shape)
+    elif len(shape) >= 2:  # kernels: fan-in over all but the last axis
+      fan_in = int(np.prod(shape[:-1])) if "depthwise" not in name else (
+          int(np.prod(shape[:2])))
+      value = rng.normal(0, np.sqrt(1.0 / fan_in), shape)
+    else:  # biases
+      value = rng.normal(0, 0.2, shape)
+    v.assign(value.astype(np.float32))
 
 
 def their_call(net, images: np.ndarray, base: int):

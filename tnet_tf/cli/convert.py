@@ -9,8 +9,8 @@ The recipe says which model the checkpoint holds (the paper experiment's
 ``fmow`` / ``fmow_stage2``, ``cub``, ``nabirds``; add ``--backbone`` for
 the B1…B4 birds and ``--kind=baseline`` for the baselines). The classes are
 the checkpoint's unless ``--num_classes`` is given; the data is needed only
-to count a recipe's epochs (without it the run records no training
-length). Every variable is mapped or the command names the ones that do
+to count a recipe's epochs (without it the run records the default
+training length: it matters only to training the run further). Every variable is mapped or the command names the ones that do
 not fit (``tnet_tf.training.authors``). Then, as for any run:
 
   python -m tnet_tf.experiments.fmow --flagfile=experiments/fmow/tnet_stage2_eval.flags \
@@ -61,11 +61,11 @@ def _experiment(flag_values: flags.FlagValues):
   except (ValueError, FileNotFoundError) as err:
     if not (flag_values.train_epochs or flag_values.lr_decay_epochs):
       raise
-    logging.warning("the recipe's training length needs its data (%s); "
-                    "the converted run records none", err)
+    logging.warning("the recipe counts epochs of its data, which is not "
+                    "here (%s): the converted run records the default "
+                    "training length instead", err)
     flag_values.train_epochs = 0
     flag_values.lr_decay_epochs = None
-    flag_values.lr_decay_fractions = None
     return experiment_flags.experiment_from_flags(flag_values)
 
 
