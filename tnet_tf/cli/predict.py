@@ -4,8 +4,9 @@
   python -m tnet_tf.cli.predict --model=RUN_DIR|SAVED_MODEL [--locations=2,1]
       [--output=predictions] [--overlays] [--batch_size=8] PATH...
 
-Every file gets a row (an error row if it cannot be read); the exit status
-is 1 if any failed.
+Every file gets a row (an error row if anything fails for it), written as
+it is done; the same command again skips the files answered
+(``--noresume``, ``--retry_failed``). The exit status is 1 if any failed.
 """
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def define_flags() -> None:
                      "at most --locations cells (default: the cells the "
                      "halting module was fitted for); rows give "
                      "num_locations.")
+  flags.DEFINE_bool("resume", True,
+                    "Keep the rows already in --output and skip their files "
+                    "(--noresume: start the output over).")
+  flags.DEFINE_bool("retry_failed", False,
+                    "With --resume, predict the files of error rows again.")
   flags.DEFINE_integer("max_megapixels", regions.MAX_PIXELS // 2 ** 20,
                        "Largest image decoded whole; larger TIFFs are read "
                        "region by region, larger JPEG/PNG files fail.")
@@ -64,12 +70,19 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError("--threshold needs a two-level TNet without "
                          "feature weighting (a SavedModel with the "
                          "serve_adaptive signature)")
-  summary = predict.run(model, paths, locations, flags_.output,
-                        flags_.batch_size, flags_.overlays,
-                        flags_.max_megapixels * 2 ** 20,
-                        threshold=flags_.threshold)
+  try:
+    summary = predict.run(model, paths, locations, flags_.output,
+                          flags_.batch_size, flags_.overlays,
+                          flags_.max_megapixels * 2 ** 20,
+                          threshold=flags_.threshold, resume=flags_.resume,
+                          retry_failed=flags_.retry_failed)
+  except ValueError as err:  # the output holds rows of other settings
+    raise SystemExit(f"error: {err}") from None
+  skipped = (f" ({summary['skipped']} answered before, skipped)"
+             if summary["skipped"] else "")
   print(f"{summary['images']} images, {summary['failed']} failed, "
-        f"{summary['seconds']:.1f} s: {summary['csv']}, {summary['jsonl']}")
+        f"{summary['seconds']:.1f} s{skipped}: {summary['csv']}, "
+        f"{summary['jsonl']}")
   if summary["failed"]:
     sys.exit(1)
 

@@ -179,6 +179,13 @@ class TiffSource(Source):
     if page.planarconfig != 1 and page.samplesperpixel > 1:
       raise RegionReadError(f"{where}: separate colour planes are not read "
                             "(planar configuration 2)")
+    expected = int(np.prod(page.chunked))
+    offsets, counts = len(page.dataoffsets), len(page.databytecounts)
+    if offsets != expected or counts != expected:
+      raise RegionReadError(
+          f"{where}: the tile tables are incomplete ({offsets} offsets and "
+          f"{counts} byte counts for {expected} tiles): the file is "
+          "truncated or damaged")
     ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(
         page.databytecounts, np.int64)
     if len(ends) and ends.max() > file_size:
@@ -193,8 +200,8 @@ class TiffSource(Source):
       return self._tiles[key]
     page = self._pages[level]
     fh = self._tif.filehandle
-    offset, count = page.dataoffsets[index], page.databytecounts[index]
     try:
+      offset, count = page.dataoffsets[index], page.databytecounts[index]
       data = None
       if count:
         fh.seek(offset)

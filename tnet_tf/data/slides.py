@@ -32,6 +32,7 @@ class SlideSpec:
   min_level_px: int = 1024  # the smallest pyramid level is not smaller
   field_cells: int = 6  # the tissue mask's coarse grid
   seed: int = 0
+  compression: str = "zlib"  # or "jpeg", as scanners write their tiles
 
   def __post_init__(self):
     if self.size < 2 * self.tile:
@@ -42,6 +43,9 @@ class SlideSpec:
                        f"{self.label}")
     if self.tile % 16 or self.tile < 16:
       raise ValueError(f"tile must be a multiple of 16, got {self.tile}")
+    if self.compression not in ("zlib", "jpeg"):
+      raise ValueError(f"compression must be 'zlib' or 'jpeg', got "
+                       f"{self.compression!r}")
     if not 8 <= self.lesion_px <= self.size // 8:
       raise ValueError(f"lesion_px must be in [8, size/8], got "
                        f"{self.lesion_px}")
@@ -197,8 +201,15 @@ def write(path: str, spec: SlideSpec) -> dict:
     for level, side in enumerate(sizes):
       extra = ({"subifds": len(sizes) - 1} if level == 0
                else {"subfiletype": 1})
-      tif.write(slide.encoded_tiles(level), shape=(side, side, 3),
-                dtype=np.uint8, tile=(spec.tile, spec.tile),
-                compression="zlib", photometric="rgb", **extra)
+      if spec.compression == "jpeg":  # tifffile encodes the tiles
+        n = -(-side // spec.tile)
+        tiles = (slide.tile(level, ty, tx) for ty in range(n)
+                 for tx in range(n))
+        extra["compressionargs"] = {"level": 90}
+      else:
+        tiles = slide.encoded_tiles(level)
+      tif.write(tiles, shape=(side, side, 3), dtype=np.uint8,
+                tile=(spec.tile, spec.tile), compression=spec.compression,
+                photometric="rgb", **extra)
   return {"size": spec.size, "levels": sizes, "label": spec.label,
           "boxes": slide.boxes.tolist()}

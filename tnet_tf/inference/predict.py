@@ -17,9 +17,16 @@ the slide.
 
 Images that fit in memory (up to ``--max_megapixels``) are decoded whole
 and batched by size (``--batch_size``); pyramidal or larger files are read
-region by region (``tnet_tf.data.regions``), which needs the run directory (a
-SavedModel takes dense images only). A file that cannot be read gets a row
-with its error and the others go on; the exit status is 1 if any failed.
+region by region (``tnet_tf.data.regions``), with the run directory or a
+SavedModel's regions signatures (``tnet_tf.inference.staged``).
+
+No file can stop a run: whatever fails for one file (it cannot be opened,
+read or decoded, it is truncated or damaged anywhere, the model call fails
+for it) is that file's row, its error naming the file and the problem, and
+the run goes on; the exit status is 1 if any failed. Each row is written
+(and flushed) as its file is done, so a killed run keeps its rows, and the
+same command again skips the files it answered (``--noresume`` starts over,
+``--retry_failed`` tries the error rows again).
 """
 from __future__ import annotations
 
@@ -79,6 +86,7 @@ class KerasModel:
   lazy = True
 
   def __init__(self, path: str, checkpoint: Optional[str] = None):
+    self.path, self.checkpoint = os.path.abspath(path), checkpoint
     loaded = runs.load(path, checkpoint)
     self.channels = data_lib.channels(loaded.experiment.data)
     self.serving = export.Serving(
@@ -106,6 +114,7 @@ class SavedModel:
   lazy = False
 
   def __init__(self, path: str):
+    self.path, self.checkpoint = os.path.abspath(path), None
     self._model = tf.saved_model.load(path)
     self._serve = self._model.signatures["serving_default"]
     meta = self._model.signatures["metadata"]()
@@ -193,8 +202,19 @@ def _message(err: Exception, path: str) -> str:
   """The line of an error that names the file (Keras and TF wrap the
   reader's error in lines about the layer call)."""
   text = err.message if isinstance(err, tf.errors.OpError) else str(err)
-  named = [line.strip() for line in text.splitlines() if path in line]
-  return named[0] if named else text.strip().splitlines()[0]
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  named = [line for line in lines if path in line]
+  if named:
+    return named[0]
+  return f"{path}: {type(err).__name__}: {lines[0] if lines else 'failed'}"
+
+
+def error_row(path: str, error) -> dict:
+  """The row of a file nothing was predicted for: ``error`` an exception
+  or a message."""
+  message = (_message(error, path) if isinstance(error, BaseException)
+             else str(error) if path in str(error) else f"{path}: {error}")
+  return _row(path, None, None, 0, 0.0, "", message)
 
 
 def _csv_row(row: dict) -> dict:
@@ -287,14 +307,18 @@ def _stem(path: str, taken: set) -> str:
 
 # --------------------------------------------------------------- the run
 class Predictor:
-  """Runs a model over paths and writes the outputs (see the module)."""
+  """Runs a model over paths (see the module): ``rows(paths)`` yields a row
+  per path, in input order, as soon as its file is done (images decoded
+  whole wait for at most ``batch_size - 1`` more of their kind). Whatever
+  goes wrong with one file becomes that file's error row."""
 
   def __init__(self, model, locations: Sequence[int], output: str,
                batch_size: int = 8, overlays: bool = False,
                max_pixels: int = regions.MAX_PIXELS,
-               threshold: Optional[float] = None):
+               threshold: Optional[float] = None, annotations: bool = True):
     self.model = model
     self.threshold = threshold
+    self.annotations = annotations  # a slide's GeoJSON beside its row
     self.locations = tuple(locations)
     self.output = output
     self.batch_size = max(1, batch_size)
@@ -303,42 +327,72 @@ class Predictor:
     self._stems = set()
 
   def rows(self, paths: Sequence[str]) -> Iterable[dict]:
-    """Rows in input order, a chunk of ``batch_size`` paths at a time."""
-    for start in range(0, len(paths), self.batch_size):
-      yield from self._chunk(paths[start:start + self.batch_size])
-
-  def _chunk(self, paths):
-    rows = [None] * len(paths)
-    dense = {}  # (h, w) -> [(index, pixels, source)]
-    for i, path in enumerate(paths):
+    pending = []  # [(path, pixels, source)] decoded whole, not yet run
+    for path in paths:
       t0 = time.perf_counter()
       try:
         kind, pixels, source = open_image(path, self.max_pixels)
-      except regions.RegionReadError as err:
-        rows[i] = _row(path, None, None, 0, 0.0, "", str(err))
+      except Exception as err:  # every failure is this file's row
+        if pending:
+          yield from self._dense(pending)
+          pending = []
+        yield error_row(path, err)
         continue
       if kind == "array":
-        pixels = _channels(pixels, self.model.channels)
-        dense.setdefault(pixels.shape, []).append((i, pixels, source))
+        pending.append((path, pixels, source))
+        if len(pending) == self.batch_size:
+          yield from self._dense(pending)
+          pending = []
         continue
-      rows[i] = self._lazy(path, source, t0)
-    for group in dense.values():
-      t0 = time.perf_counter()
-      out = self.model(np.stack([p for _, p, _ in group]), self.locations,
-                       self.threshold)
-      ms = (time.perf_counter() - t0) * 1e3 / len(group)
-      for j, (i, pixels, source) in enumerate(group):
-        rows[i] = _row(paths[i], source, out, j, ms, "whole")
-        self._extras(rows[i], source, pixels, slide=False)
+      if pending:
+        yield from self._dense(pending)
+        pending = []
+      yield self._lazy(path, source, t0)
+    if pending:
+      yield from self._dense(pending)
+
+  def _dense(self, items) -> list[dict]:
+    """Rows of images decoded whole, batched by size; a batch that fails
+    is run image by image, so only the failing images get error rows."""
+    rows = [None] * len(items)
+    groups = {}
+    for i, (path, pixels, source) in enumerate(items):
+      try:
+        pixels = _channels(pixels, self.model.channels)
+      except Exception as err:
+        rows[i] = _row(path, source, None, 0, 0.0, "whole",
+                       _message(err, path))
+        continue
+      groups.setdefault(pixels.shape, []).append((i, pixels, source))
+    for group in groups.values():
+      try:
+        self._group(items, group, rows)
+      except Exception:
+        for member in group:
+          try:
+            self._group(items, [member], rows)
+          except Exception as err:
+            i, _, source = member
+            rows[i] = _row(items[i][0], source, None, 0, 0.0, "whole",
+                           _message(err, items[i][0]))
     return rows
+
+  def _group(self, items, group, rows) -> None:
+    t0 = time.perf_counter()
+    out = self.model(np.stack([p for _, p, _ in group]), self.locations,
+                     self.threshold)
+    ms = (time.perf_counter() - t0) * 1e3 / len(group)
+    for j, (i, pixels, source) in enumerate(group):
+      rows[i] = _row(items[i][0], source, out, j, ms, "whole")
+      self._extras(rows[i], source, pixels, slide=False)
 
   def _lazy(self, path, source, t0) -> dict:
     try:
       if not self.model.lazy:
         raise regions.RegionReadError(
             f"{path}: a pyramidal or large image is read region by region, "
-            "which needs the run directory (--model=RUN_DIR), not a "
-            "SavedModel")
+            "which needs the run directory (--model=RUN_DIR) or a "
+            "SavedModel exported with the regions signatures")
       out = self.model(
           regions.Regions([source], max_pixels=self.max_pixels),
           self.locations, self.threshold)
@@ -348,60 +402,145 @@ class Predictor:
       row["pixels_read_fraction"] = source.decoded_pixels / (h * w)
       self._extras(row, source, None, slide=True)
       return row
-    except (regions.RegionReadError, tf.errors.InvalidArgumentError,
-            tf.errors.UnknownError) as err:
+    except Exception as err:  # every failure is this file's row
       return _row(path, source, None, 0, 0.0, "regions",
                   _message(err, path))
     finally:
       source.close()
 
   def _extras(self, row, source, pixels, slide: bool) -> None:
+    """The slide's GeoJSON and the overlay; a failure to write them is the
+    row's error (its prediction stays)."""
+    slide = slide and self.annotations
     if not (self.overlays or slide):
       return
-    stem = _stem(row["path"], self._stems)
-    if slide:
-      folder = os.path.join(self.output, "annotations")
-      os.makedirs(folder, exist_ok=True)
-      row["geojson"] = os.path.join(folder, stem + ".geojson")
-      with open(row["geojson"], "w", encoding="utf-8") as f:
-        json.dump(geojson(row), f)
-    if self.overlays:
-      folder = os.path.join(self.output, "overlays")
-      os.makedirs(folder, exist_ok=True)
-      image, scale = overview(source, pixels)
-      row["overlay"] = os.path.join(folder, stem + ".png")
-      write_overlay(row, image, scale, row["overlay"])
+    try:
+      stem = _stem(row["path"], self._stems)
+      if slide:
+        folder = os.path.join(self.output, "annotations")
+        os.makedirs(folder, exist_ok=True)
+        row["geojson"] = os.path.join(folder, stem + ".geojson")
+        with open(row["geojson"], "w", encoding="utf-8") as f:
+          json.dump(geojson(row), f)
+      if self.overlays:
+        folder = os.path.join(self.output, "overlays")
+        os.makedirs(folder, exist_ok=True)
+        image, scale = overview(source, pixels)
+        row["overlay"] = os.path.join(folder, stem + ".png")
+        write_overlay(row, image, scale, row["overlay"])
+    except Exception as err:
+      row["error"] = _message(err, row["path"])
+
+
+class Output:
+  """``predictions.jsonl`` (every row, the record) and ``predictions.csv``
+  in a folder, written a row at a time and flushed, so that a run that is
+  killed keeps every row it finished. Opened on a folder that has rows
+  (``resume``), it keeps them (``retry_failed``: the error rows go) and
+  ``answered`` says whose paths they are; a last line cut short by a kill
+  is dropped. ``settings`` (model, locations, ...) are kept in
+  ``predictions.settings.json``: rows of other settings in the folder are
+  an error, not a mix."""
+
+  def __init__(self, folder: str, settings: dict, resume: bool = True,
+               retry_failed: bool = False):
+    os.makedirs(folder, exist_ok=True)
+    self.csv = os.path.join(folder, "predictions.csv")
+    self.jsonl = os.path.join(folder, "predictions.jsonl")
+    settings_path = os.path.join(folder, "predictions.settings.json")
+    kept = self._read() if resume else []
+    if kept and os.path.isfile(settings_path):
+      with open(settings_path, encoding="utf-8") as f:
+        before = json.load(f)
+      changed = sorted(k for k in set(before) | set(settings)
+                       if before.get(k) != settings.get(k))
+      if changed:
+        raise ValueError(
+            f"{folder} holds {len(kept)} rows predicted with other settings "
+            f"({', '.join(f'{k}: {before.get(k)!r} now {settings.get(k)!r}' for k in changed)}); "
+            "use another --output, or --noresume to start it over")
+    if retry_failed:
+      kept = [row for row in kept if row.get("error") is None]
+    self.answered = {row["path"] for row in kept}
+    self.kept = len(kept)
+    with open(settings_path, "w", encoding="utf-8") as f:
+      json.dump(settings, f, indent=1)
+    self._j = open(self.jsonl, "w", encoding="utf-8")
+    self._c = open(self.csv, "w", newline="", encoding="utf-8")
+    self._writer = csv.DictWriter(self._c, CSV_FIELDS)
+    self._writer.writeheader()
+    for row in kept:
+      self._write(row)
+    self._flush()
+
+  def _read(self) -> list[dict]:
+    if not os.path.isfile(self.jsonl):
+      return []
+    rows = []
+    with open(self.jsonl, encoding="utf-8") as f:
+      for line in f:
+        try:
+          rows.append(json.loads(line))
+        except json.JSONDecodeError:  # cut short by a kill
+          continue
+    return [row for row in rows if isinstance(row, dict) and "path" in row]
+
+  def _write(self, row: dict) -> None:
+    self._writer.writerow(_csv_row(row))
+    self._j.write(json.dumps(row) + "\n")
+
+  def _flush(self) -> None:
+    for f in (self._c, self._j):
+      f.flush()
+      os.fsync(f.fileno())
+
+  def write(self, row: dict) -> None:
+    self._write(row)
+    self._flush()
+
+  def close(self) -> None:
+    self._c.close()
+    self._j.close()
 
 
 def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
         batch_size: int = 8, overlays: bool = False,
         max_pixels: int = regions.MAX_PIXELS, progress=sys.stderr,
-        threshold: Optional[float] = None) -> dict:
-  """Predicts every path, writing the CSV and JSONL as rows come; returns
-  ``{"images", "failed", "csv", "jsonl", "seconds"}``."""
-  os.makedirs(output, exist_ok=True)
+        threshold: Optional[float] = None, resume: bool = True,
+        retry_failed: bool = False) -> dict:
+  """Predicts every path not answered yet in ``output`` (``resume``; see
+  ``Output``), writing each row as its file is done; returns ``{"images",
+  "failed", "skipped", "csv", "jsonl", "seconds"}`` (``images`` and
+  ``failed`` count the rows of this call)."""
+  settings = {"model": getattr(model, "path", type(model).__name__),
+              "checkpoint": getattr(model, "checkpoint", None),
+              "locations": [int(k) for k in locations],
+              "threshold": threshold, "max_pixels": int(max_pixels)}
+  out = Output(output, settings, resume, retry_failed)
+  todo = [p for p in paths if p not in out.answered]
+  skipped = len(paths) - len(todo)
   predictor = Predictor(model, locations, output, batch_size, overlays,
                         max_pixels, threshold)
-  csv_path = os.path.join(output, "predictions.csv")
-  jsonl_path = os.path.join(output, "predictions.jsonl")
+  predictor._stems.update(  # the outputs of the rows kept keep their names
+      os.path.splitext(os.path.basename(p))[0] for p in out.answered)
   failed, done, start = 0, 0, time.perf_counter()
-  with open(csv_path, "w", newline="", encoding="utf-8") as c, open(
-      jsonl_path, "w", encoding="utf-8") as j:
-    writer = csv.DictWriter(c, CSV_FIELDS)
-    writer.writeheader()
-    for row in predictor.rows(paths):
-      writer.writerow(_csv_row(row))
-      j.write(json.dumps(row) + "\n")
-      c.flush()
-      j.flush()
+  if progress is not None and skipped:
+    progress.write(f"{skipped} of {len(paths)} files already answered in "
+                   f"{output}: skipped\n")
+  try:
+    for row in predictor.rows(todo):
+      out.write(row)
       done += 1
       failed += row["error"] is not None
       if progress is not None:
         rate = done / max(time.perf_counter() - start, 1e-9)
-        progress.write(f"\r{done}/{len(paths)} images, {rate:.1f} images/s,"
+        progress.write(f"\r{done}/{len(todo)} images, {rate:.1f} images/s,"
                        f" {failed} failed")
         progress.flush()
+  finally:
+    out.close()
   if progress is not None:
     progress.write("\n")
-  return {"images": done, "failed": failed, "csv": csv_path,
-          "jsonl": jsonl_path, "seconds": time.perf_counter() - start}
+  return {"images": done, "failed": failed, "skipped": skipped,
+          "csv": out.csv, "jsonl": out.jsonl,
+          "seconds": time.perf_counter() - start}

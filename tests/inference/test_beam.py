@@ -1,0 +1,119 @@
+"""Batch prediction on Apache Beam: the rows equal predict's, on a mixed
+folder of images, slides and damaged files; a failing batch becomes error
+rows, never a failed pipeline."""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import apache_beam as beam
+import numpy as np
+import pytest
+
+from fakes import runs as fake_runs
+from tnet_tf.inference import beam as beam_lib
+from tnet_tf.inference import predict
+from tnet_tf.tools import damage
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+VARYING = ("ms", "geojson")  # timings; where each writes the annotations
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp("run"))
+  fake_runs.make_run(run_dir)
+  return run_dir
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+  return [p for p, _ in damage.mixed_collection(
+      str(tmp_path_factory.mktemp("mixed")))]
+
+
+def _assert_same_row(a, b):
+  """Equal but for what varies run to run, probabilities to 1e-5 (the
+  batches differ: float rounding)."""
+  def split(row):
+    probs = [t["probability"] for t in row["top5"]] + [
+        x["probability"] or 0.0 for x in row["boxes"]]
+    rest = {k: v for k, v in row.items() if k not in VARYING}
+    rest["top5"] = [t["class"] for t in row["top5"]]
+    rest["boxes"] = [{k: v for k, v in x.items() if k != "probability"}
+                     for x in row["boxes"]]
+    return rest, probs
+  (rest_a, probs_a), (rest_b, probs_b) = split(a), split(b)
+  assert rest_a == rest_b, a["path"]
+  np.testing.assert_allclose(probs_a, probs_b, atol=1e-5)
+
+
+def test_beam_rows_equal_predicts_rows(run, mixed, tmp_path):
+  listing = tmp_path / "files.txt"
+  listing.write_text("\n".join(mixed) + "\n")
+  out = tmp_path / "beam"
+  result = subprocess.run(
+      [sys.executable, "-m", "tnet_tf.cli.beam_predict", f"--model={run}",
+       f"--output={out}", "--batch_size=4", str(listing), "--",
+       "--runner=DirectRunner", "--direct_num_workers=2",
+       "--direct_running_mode=multi_processing"],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  rows = beam_lib.read_rows(str(out))
+  with open(predict.run(predict.load_model(run), mixed, (2, 1),
+                        str(tmp_path / "predict"),
+                        progress=None)["jsonl"]) as f:
+    expected = [json.loads(line) for line in f]
+  failed = sum(r["error"] is not None for r in expected)
+  assert result.returncode == 1  # some failed
+  assert f"{len(mixed)} images, {failed} failed" in result.stdout
+  assert 0 < failed < len(mixed)
+  by_path = {r["path"]: r for r in rows}
+  assert len(rows) == len(by_path) == len(mixed)  # one row each
+  for row in expected:
+    _assert_same_row(by_path[row["path"]], row)
+  # the dead-letter output: the error rows, and only those
+  errors = []
+  for path in glob.glob(str(out / "errors*.jsonl")):
+    with open(path) as f:
+      errors += [json.loads(line) for line in f]
+  assert sorted(r["path"] for r in errors) == sorted(
+      r["path"] for r in expected if r["error"])
+  table = []
+  for path in glob.glob(str(out / "predictions*.csv")):
+    with open(path) as f:
+      table += list(csv.DictReader(f))
+  assert sorted(r["path"] for r in table) == sorted(mixed)
+  slides = [r for r in rows if r["read"] == "regions" and not r["error"]]
+  assert slides and all(os.path.isfile(r["geojson"]) for r in slides)
+
+
+class _FailingHandler(beam_lib.TNetModelHandler):
+  """A worker whose model call fails for any batch holding ``bad``."""
+
+  def __init__(self, model, bad):
+    super().__init__(model, batch_size=2)
+    self._bad = bad
+
+  def run_inference(self, batch, model, inference_args=None):
+    if any(p.endswith(self._bad) for p in batch):
+      raise RuntimeError("the accelerator fell over")
+    return super().run_inference(batch, model, inference_args)
+
+
+def test_a_batch_that_fails_becomes_error_rows(run, mixed, tmp_path):
+  paths = [p for p in mixed if os.path.dirname(p) == os.path.dirname(
+      mixed[0])]  # the good ones
+  out = str(tmp_path / "out")
+  with beam.Pipeline() as pipeline:
+    beam_lib.predict_pipeline(pipeline, paths,
+                              _FailingHandler(run, "photo.png"), out)
+  rows = {r["path"]: r for r in beam_lib.read_rows(out)}
+  assert sorted(rows) == sorted(paths)
+  bad = rows[[p for p in paths if p.endswith("photo.png")][0]]
+  assert "the accelerator fell over" in bad["error"]
+  assert bad["path"] in bad["error"]
+  assert any(r["error"] is None for r in rows.values())
