@@ -1,6 +1,5 @@
 """A run directory without training: a record, one checkpoint of a freshly
 built task, class names and its serving SavedModel."""
-import json
 import os
 
 import tensorflow as tf
@@ -21,16 +20,10 @@ def make_run(run_dir: str, names=("alpha", "beta", "gamma"), **model):
   base.update(model)
   experiment = Experiment(model=ModelConfig(**base),
                           data=DataConfig(name="toy"))
-  os.makedirs(run_dir, exist_ok=True)
-  runs.write_record(run_dir, experiment)
   tf.random.set_seed(3)
   task = tasks.create("tnet", experiment.model, experiment.loss)
   task(tf.zeros([1, 64, 64, 3], tf.uint8), training=False)
-  tf.train.CheckpointManager(tf.train.Checkpoint(model=task),
-                             os.path.join(run_dir, runs.CHECKPOINTS),
-                             1).save()
-  with open(os.path.join(run_dir, "classes.json"), "w") as fh:
-    json.dump(list(names), fh)
+  runs.write_run(run_dir, experiment, task, names)
   saved = os.path.join(run_dir, "saved_model")
   export.export_saved_model(task, saved, list(names))
   return task, saved

@@ -98,6 +98,18 @@ def write_class_names(run_dir: str, names) -> None:
     json.dump(list(names), fh, indent=1)
 
 
+def write_run(run_dir: str, experiment: Experiment, task, names) -> str:
+  """A run directory of ``task`` as it is (its record, one checkpoint and
+  the class names), without training: for models made elsewhere and for
+  benchmarks. Returns the checkpoint's path."""
+  os.makedirs(run_dir, exist_ok=True)
+  write_record(run_dir, experiment)
+  write_class_names(run_dir, names)
+  return tf.train.CheckpointManager(
+      tf.train.Checkpoint(model=task), os.path.join(run_dir, CHECKPOINTS),
+      1).save()
+
+
 def class_names(run_dir: str, num_classes: int) -> list[str]:
   """The class names a run recorded (classes.json / summary.json)."""
   for name, key in ((CLASSES, None), ("summary.json", "data")):
