@@ -12,26 +12,21 @@ import apache_beam as beam
 import numpy as np
 import pytest
 
-from fakes import runs as fake_runs
 from tnet_tf.inference import beam as beam_lib
 from tnet_tf.inference import predict
-from tnet_tf.tools import damage
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 VARYING = ("ms", "geojson")  # timings; where each writes the annotations
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  run_dir = str(tmp_path_factory.mktemp("run"))
-  fake_runs.make_run(run_dir)
-  return run_dir
+def run(fake_run):
+  return fake_run[0]
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory):
-  return [p for p, _ in damage.mixed_collection(
-      str(tmp_path_factory.mktemp("mixed")))]
+def mixed(damaged):
+  return [p for p, _ in damaged]
 
 
 def _assert_same_row(a, b):

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -12,7 +13,6 @@ import pytest
 import tensorflow as tf
 import tifffile
 
-from fakes import runs as fake_runs
 from tnet_tf.inference import predict
 from tnet_tf.data import regions
 from tnet_tf.data import slides
@@ -21,10 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  run_dir = str(tmp_path_factory.mktemp("run"))
-  task, saved = fake_runs.make_run(run_dir)
-  return run_dir, saved
+def run(fake_run):
+  return fake_run
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +157,6 @@ def test_paths_expand_from_folders_globs_and_lists(tmp_path):
 
 
 # ------------------------------------------------- damaged files, resuming
-@pytest.fixture(scope="module")
-def damaged(tmp_path_factory):
-  from tnet_tf.tools import damage
-  return damage.mixed_collection(str(tmp_path_factory.mktemp("damaged")))
-
-
 def _by_path(jsonl):
   with open(jsonl) as f:
     rows = [json.loads(line) for line in f]
@@ -216,6 +208,30 @@ def test_no_damaged_file_stops_a_run(run, damaged, tmp_path):
   assert "cannot decode the image" in kinds["photo.cut_half.png"]
 
 
+def test_a_run_resumes_from_the_rows_it_wrote(run, damaged, tmp_path):
+  """In process: half the files, a row cut short (as by a kill), then all:
+  only the missing ones are predicted, each file has one row."""
+  run_dir, _ = run
+  model = predict.load_model(run_dir)
+  paths = [p for p, _ in damaged][:12]
+  out = str(tmp_path / "out")
+  first = predict.run(model, paths[:5], (2, 1), out, progress=None)
+  with open(first["jsonl"], "a") as f:
+    f.write('{"path": "' + paths[5])
+  again = predict.run(model, paths, (2, 1), out, progress=None)
+  assert (again["skipped"], again["images"]) == (5, 7)
+  rows, _ = _by_path(again["jsonl"])
+  assert [r["path"] for r in rows] == paths
+  with open(again["csv"]) as f:
+    assert [r["path"] for r in csv.DictReader(f)] == paths
+  with pytest.raises(ValueError, match="other settings.*locations"):
+    predict.run(model, paths, (1, 1), out, progress=None)
+  fresh = predict.run(model, paths[:2], (1, 1), out, progress=None,
+                      resume=False)
+  assert fresh["images"] == 2 and len(_by_path(fresh["jsonl"])[0]) == 2
+
+
+@pytest.mark.slow
 def test_a_killed_run_keeps_its_rows_and_the_same_command_resumes(
     run, damaged, tmp_path):
   run_dir, _ = run
@@ -233,8 +249,6 @@ def test_a_killed_run_keeps_its_rows_and_the_same_command_resumes(
     for _ in range(1200):  # until some rows are written
       if jsonl.exists() and jsonl.read_text().count("\n") >= 3:
         break
-      process.wait(timeout=0.1) if process.poll() is not None else None
-      import time
       time.sleep(0.1)
   finally:
     process.kill()
