@@ -6,8 +6,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from fakes import runs as fake_runs  # noqa: E402
 from tnet_tf.config import ModelConfig  # noqa: E402
 from tnet_tf.model.tnet import TNet  # noqa: E402
+from tnet_tf.tools import damage  # noqa: E402
 
 
 def tiny_config(**overrides) -> ModelConfig:
@@ -40,3 +42,18 @@ def paper_datasets(tmp_path_factory) -> dict:
   """Every paper dataset, faked in its raw layout and prepared via TFDS."""
   import fakes  # tests/ is on sys.path (pytest.ini)
   return fakes.prepare_all(str(tmp_path_factory.mktemp("paper_datasets")))
+
+
+# ------------------------------------------------ prediction (tests/inference)
+@pytest.fixture(scope="session")
+def fake_run(tmp_path_factory):
+  """(run directory, its SavedModel) of a 3-level tiny TNet."""
+  run_dir = str(tmp_path_factory.mktemp("run"))
+  _, saved = fake_runs.make_run(run_dir)
+  return run_dir, saved
+
+
+@pytest.fixture(scope="session")
+def damaged(tmp_path_factory):
+  """``damage.mixed_collection``: [(path, "good" or what was done)]."""
+  return damage.mixed_collection(str(tmp_path_factory.mktemp("damaged")))

@@ -116,11 +116,16 @@ def test_outputs_equal_the_saved_models_on_the_same_images(run, folder,
       np.testing.assert_allclose(
           [[b["y0"], b["x0"], b["y1"], b["x1"]] for b in row["boxes"]],
           direct["boxes"][0], atol=1e-3)
-  # a slide is read region by region: the SavedModel cannot, and says so
-  slide = _rows(predict.run(saved_model, [os.path.join(folder,
-                                                       "slide.tif")],
-                            (2, 1), str(tmp_path / "s2"), progress=None))
-  assert "needs the run directory" in slide[0]["error"]
+  # a slide is read region by region: through the SavedModel's regions
+  # signatures as through the run directory
+  slide = [os.path.join(folder, "slide.tif")]
+  by_saved = _rows(predict.run(saved_model, slide, (2, 1),
+                               str(tmp_path / "s2"), progress=None))[0]
+  by_run = _rows(predict.run(predict.load_model(run_dir), slide, (2, 1),
+                             str(tmp_path / "k2"), progress=None))[0]
+  assert by_saved["read"] == by_run["read"] == "regions"
+  _same_prediction(by_saved, by_run)
+  assert by_saved["pixels_read_fraction"] == by_run["pixels_read_fraction"]
 
 
 def test_same_size_images_are_batched_with_the_same_results(run, tmp_path):

@@ -16,7 +16,7 @@ Signatures:
 - ``serve_bytes``: ``encoded`` string ``[B]`` (JPEG, PNG, BMP or GIF bytes,
   each image at its own size) and ``locations`` → the same outputs.
 - ``metadata``: class names, default locations, levels, grid size, base
-  resolution.
+  resolution, cell fraction, resampling and image channels.
 - ``serve_adaptive`` (two-level TNets): ``images``, ``threshold`` float32
   and ``max_locations`` int32 scalars → the class outputs, ``boxes``,
   ``levels``, ``attended`` ``[B, N]`` (1 where a cell was read) and
@@ -24,8 +24,26 @@ Signatures:
   probability reaches the threshold (``tnet_tf.model.adaptive``) — or, for a
   run with a fitted halting module (``tnet_tf.inference.adaptive``), once the
   module's score does; ``metadata``'s ``adaptive_rule`` says which.
-A full-image baseline has the same signatures without ``locations``; its
-record is one level (the whole image).
+- ``regions_start``, ``regions_cells``, ``regions_encode``,
+  ``regions_readout`` (TNets of more than one level whose resampling is
+  ``"authors"`` or ``"antialias"``): a traversal in stages whose pixels the
+  host reads between them, region by region (slides:
+  ``tnet_tf.inference.staged.SlideModel``); the state crosses as the
+  tensors of ``tnet_tf.model.staged.STATE_KEYS``. ``regions_start``:
+  ``view`` float32 ``[B, r, r, 3]`` (level 1, ``Regions.whole``) and
+  ``image_hw`` int32 ``[2]`` (level-0 size) → the state.
+  ``regions_cells``: the state and ``locations`` int32 (k > 0) → the state,
+  the level's plan (``plan_*``) and what to read: ``cells`` ``[M, 4]``
+  (normalised), ``cell_image`` ``[M]``, ``cell_bounds`` ``[M, 4]`` (``[M,
+  0]``: no bounds) and ``cell_depth``. ``regions_encode``: the state, the
+  plan and ``crops`` float32 ``[M, r, r, 3]`` (``Regions.crops``) → the next
+  state. ``regions_readout``: the state → ``serving_default``'s outputs
+  (boxes in level-0 pixels). Grey reads are tiled to RGB, as the network
+  tiles them.
+A full-image baseline has the same signatures without ``locations`` and
+without ``regions_*`` (one level reads no regions: ``serving_default``
+on an overview of a slide is its whole traversal); its record is one level
+(the whole image).
 Bad requests (undecodable bytes, locations out of range, wrong dtypes or
 ranks) fail that request with an error naming the problem; the loaded model
 keeps serving. The model loads with ``tf.saved_model.load`` or
@@ -44,6 +62,7 @@ import tf_keras as keras
 
 from tnet_tf import data as data_lib
 from tnet_tf.model import inputs
+from tnet_tf.model import staged
 from tnet_tf.model.adaptive import call_adaptive, supports_adaptive
 from tnet_tf.model.layers import halting as halting_lib
 from tnet_tf.model.outputs import TNetOutput
@@ -104,6 +123,36 @@ class Serving(tf.Module):
           self.adaptive_response, input_signature=[
               image_spec, tf.TensorSpec([], tf.float32, name="threshold"),
               tf.TensorSpec([], tf.int32, name="max_locations")])
+    self.regions = staged.supports(network)
+    if self.regions:
+      self._regions_signatures(network)
+
+  def _regions_signatures(self, network) -> None:
+    """The ``regions_*`` functions of a TNet (see the module)."""
+    self._staged = network
+    r = network.config.base_resolution
+    state = list(staged.state_specs(network).values())
+    plan = list(staged.plan_specs().values())
+    pixels = {name: tf.TensorSpec([None, r, r, 3], tf.float32, name=name)
+              for name in ("view", "crops")}
+    self.regions_start = tf.function(
+        lambda view, image_hw: staged.start(network, view, image_hw),
+        input_signature=[pixels["view"],
+                         tf.TensorSpec([2], tf.int32, name="image_hw")])
+    self.regions_cells = _named(self._regions_cells, state + [
+        tf.TensorSpec([], tf.int32, name="locations")])
+    self.regions_encode = _named(
+        lambda x: staged.encode(network, _only(x, staged.STATE_KEYS),
+                                _only(x, staged.PLAN_KEYS), x["crops"]),
+        state + plan + [pixels["crops"]])
+    self.regions_readout = _named(
+        lambda x: self._respond(TNetOutput.of(staged.readout(network, x))),
+        state)
+
+  def _regions_cells(self, inputs_: dict) -> dict:
+    state = _only(inputs_, staged.STATE_KEYS)
+    return {**{key: tf.identity(value) for key, value in state.items()},
+            **staged.cells(self._staged, state, inputs_["locations"])}
 
   def _metadata(self):
     cfg = self.model.config
@@ -114,6 +163,10 @@ class Serving(tf.Module):
             "grid_size": tf.constant(cfg.grid_size if attends else 0),
             "base_resolution": tf.constant(
                 cfg.base_resolution if attends else 0),
+            "cell_fraction": tf.constant(
+                float(cfg.cell_fraction) if attends else 0.0, tf.float32),
+            "resampling": tf.constant(cfg.resampling if attends else ""),
+            "channels": tf.constant(self.channels),
             "adaptive_rule": tf.constant(
                 self.adaptive_rule if self.adaptive else ""),
             # the cells the halting module was fitted for (else the
@@ -152,8 +205,11 @@ class Serving(tf.Module):
   def response(self, images, locations=None):
     """The response for a batch of same-size uint8 images (or of
     ``tnet_tf.data.regions.Regions``, eagerly: ``tnet_tf.inference.predict``)."""
-    out = TNetOutput.of(self.model(images, training=False,
-                                   locations=locations))
+    return self._respond(TNetOutput.of(self.model(images, training=False,
+                                                  locations=locations)))
+
+  def _respond(self, out: TNetOutput) -> dict:
+    """The response of a record."""
     batch = tf.shape(out.logits)[0]  # images may be regions.Regions
     return {**self._classes(out.logits),
             "boxes": out.boxes,
@@ -188,6 +244,18 @@ class Serving(tf.Module):
             "feature_weights": tf.TensorSpec([None, None], tf.float32)}
 
 
+def _named(fn, specs: Sequence[tf.TensorSpec]):
+  """``fn`` of a dict as a function of tensors named as ``specs`` (the
+  inputs of a signature)."""
+  names = [spec.name for spec in specs]
+  return tf.function(lambda *args: fn(dict(zip(names, args))),
+                     input_signature=list(specs))
+
+
+def _only(values: dict, keys: Sequence[str]) -> dict:
+  return {key: values[key] for key in keys}
+
+
 def export_saved_model(model: keras.Model, path: str,
                        class_names: Optional[Sequence[str]] = None,
                        channels: int = 3,
@@ -204,6 +272,11 @@ def export_saved_model(model: keras.Model, path: str,
                 "metadata": module.metadata}
   if module.adaptive:
     signatures["serve_adaptive"] = module.serve_adaptive
+  if module.regions:
+    signatures.update({
+        name: getattr(module, name) for name in (
+            "regions_start", "regions_cells", "regions_encode",
+            "regions_readout")})
   tf.saved_model.save(module, path, signatures=signatures)
   return path
 

@@ -44,6 +44,7 @@ import tensorflow as tf
 from tnet_tf import data as data_lib
 from tnet_tf.data import regions
 from tnet_tf.inference import export
+from tnet_tf.inference import staged
 from tnet_tf.training import runs
 
 LIST_EXTENSIONS = (".txt", ".lst")
@@ -109,9 +110,9 @@ class KerasModel:
 
 
 class SavedModel:
-  """A serving SavedModel (``tnet_tf.inference.export``): dense batches only."""
-
-  lazy = False
+  """A serving SavedModel (``tnet_tf.inference.export``): dense batches, and
+  images read region by region through its ``regions_*`` signatures
+  (``tnet_tf.inference.staged``) where it has them."""
 
   def __init__(self, path: str):
     self.path, self.checkpoint = os.path.abspath(path), None
@@ -127,8 +128,17 @@ class SavedModel:
     self.adaptive_locations = ((int(meta["adaptive_max_locations"]),)
                                if "adaptive_max_locations" in meta
                                else self.default_locations[:1])
+    self.lazy = all(name in self._model.signatures
+                    for name in staged.SIGNATURES)
+    self._slides = staged.SlideModel(self._model) if self.lazy else None
 
   def __call__(self, images, locations, threshold=None):
+    if isinstance(images, regions.Regions):
+      if threshold is not None:
+        raise regions.RegionReadError(
+            f"{images.table.paths[0]}: adaptive attention on an image read "
+            "region by region needs the run directory (--model=RUN_DIR)")
+      return self._slides.respond(images, locations)
     kwargs = {"images": tf.constant(images)}
     if threshold is not None:
       out = self._model.signatures["serve_adaptive"](
@@ -392,7 +402,8 @@ class Predictor:
         raise regions.RegionReadError(
             f"{path}: a pyramidal or large image is read region by region, "
             "which needs the run directory (--model=RUN_DIR) or a "
-            "SavedModel exported with the regions signatures")
+            "SavedModel with the regions signatures (a TNet of more than one"
+            " level, exported by this version)")
       out = self.model(
           regions.Regions([source], max_pixels=self.max_pixels),
           self.locations, self.threshold)

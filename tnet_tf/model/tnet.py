@@ -8,9 +8,12 @@ classified. How TNet is trained (the learning rule, its baseline, the
 optimisers) is the task's: ``tnet_tf.training.tasks.TNetClassifier``.
 
 The traversal is ``start`` (level 1), one ``descend`` per level with
-locations, then ``readout``; ``call`` composes them, other graphs compose
-them differently: adaptive attention (``tnet_tf.model.adaptive``), TFLite
-(``tnet_tf.inference.tflite``). Pixels are read through an image source
+locations (``plan``: the cells, before any pixel is read; ``encode``: their
+pixels; ``grow``: the next state), then ``readout``; ``call`` composes
+them, other graphs compose them differently: adaptive attention
+(``tnet_tf.model.adaptive``), TFLite (``tnet_tf.inference.tflite``), stages
+whose pixels a host reads between them (``tnet_tf.model.staged``: slides
+through a SavedModel). Pixels are read through an image source
 (``tnet_tf.model.sources``), in memory or from files alike.
 """
 from __future__ import annotations
@@ -278,36 +281,68 @@ class TNet(keras.Model):
             "regions": 1, "f_map": f_map, "boxes": boxes, "pos": pos,
             "bounds": boxes, "all_v": [v], "all_boxes": [boxes], "all_pos": [pos],
             "all_levels": [tf.zeros([1], tf.int32)], "all_logp": [],
-            "num": 1, "location_probs": [], "location_indices": []}
+            "num": 1, "depth": 1, "location_probs": [],
+            "location_indices": []}
 
   def descend(self, state: dict, k, training=None) -> dict:
     """The next level: ``k`` (int or scalar int tensor, > 0) cells of every
-    region of the current level, cropped and encoded. A new state."""
-    cfg = self.config
-    training = bool(training)
-    batch, regions = state["batch"], state["regions"]
-    n2 = cfg.grid_size ** 2
+    region of the current level, cropped and encoded: ``plan``, ``encode``
+    of its ``reads``, ``grow``. A new state."""
+    plan = self.plan(state, k, training=training)
+    boxes, box_image, depth, bounds = self.reads(plan)
+    f_map, v = self.encode(state, boxes, box_image, depth, training,
+                           bounds=bounds)
+    return self.grow(state, plan, f_map, v)
+
+  def plan(self, state: dict, k, training=None) -> dict:
+    """What ``descend`` decides before reading pixels: the location
+    module's ``log_probs`` ``[B·G, n²]``, the cells it selects ``indices``
+    ``[B·G, k]`` with their log p ``chosen`` (``select``), those cells as
+    normalised ``boxes`` ``[B, G·k, 4]`` with positions ``pos``
+    ``[B, G·k, 3]``, their image ``box_image`` ``[B·G·k]``, what each may
+    read ``bounds`` ``[B, G·k, 4]`` (``resampling.parent_bounds``), their
+    level ``depth``, ``k`` and their number per image ``regions`` (G·k)."""
     logits = self.location_module([state["f_map"], state["all_v"][-1]])
     log_probs = tf.nn.log_softmax(logits)  # [B*G, n²]
-    idx, chosen_logp = self.select(log_probs, k, training,
+    idx, chosen_logp = self.select(log_probs, k, bool(training),
                                    state.get("exploration"))
-    depth = len(state["all_v"])  # levels so far; the new one is depth + 1
+    depth = state["depth"]  # levels so far; the new one is depth + 1
     boxes, pos = self.children(state, idx, k, depth)
-    children = regions * k
-    box_image = tf.repeat(tf.range(batch), children)
-    # what each cell may read: the region it divides (from level 3 on,
-    # less than the image)
-    bounds = resampling.parent_bounds(state["boxes"], state["bounds"], k)
-    f_map, v = self.encode(state, tf.reshape(boxes, [-1, 4]), box_image,
-                           depth + 1, training,
-                           bounds=(tf.reshape(bounds, [-1, 4]) if depth > 1
-                                   else None))
-    new = (v, boxes, pos, tf.fill([children], depth),
-           tf.reshape(chosen_logp, [batch, children]),
-           tf.reshape(tf.exp(log_probs), [batch, regions, n2]),
-           tf.reshape(idx, [batch, regions, k]))
-    return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
-            "pos": pos, "bounds": bounds, "num": state["num"] + children,
+    children = state["regions"] * k
+    return {"log_probs": log_probs, "indices": idx, "chosen": chosen_logp,
+            "boxes": boxes, "pos": pos,
+            "box_image": tf.repeat(tf.range(state["batch"]), children),
+            # what each cell may read: the region it divides (from level 3
+            # on, less than the image)
+            "bounds": resampling.parent_bounds(state["boxes"],
+                                               state["bounds"], k),
+            "depth": depth + 1, "k": k, "regions": children}
+
+  @staticmethod
+  def reads(plan: dict) -> tuple:
+    """What ``encode`` reads for ``plan``: boxes ``[M, 4]``, their images
+    ``[M]``, their level and their bounds ``[M, 4]`` (``None`` at level 2:
+    the image)."""
+    return (tf.reshape(plan["boxes"], [-1, 4]), plan["box_image"],
+            plan["depth"],
+            tf.reshape(plan["bounds"], [-1, 4]) if plan["depth"] > 2
+            else None)
+
+  def grow(self, state: dict, plan: dict, f_map, v) -> dict:
+    """The state after ``plan``'s cells were encoded as ``f_map`` and ``v``
+    (``encode``): what ``descend`` returns."""
+    batch, regions, k = state["batch"], state["regions"], plan["k"]
+    children = plan["regions"]
+    n2 = self.config.grid_size ** 2
+    new = (v, plan["boxes"], plan["pos"],
+           tf.fill([children], plan["depth"] - 1),
+           tf.reshape(plan["chosen"], [batch, children]),
+           tf.reshape(tf.exp(plan["log_probs"]), [batch, regions, n2]),
+           tf.reshape(plan["indices"], [batch, regions, k]))
+    return {**state, "regions": children, "f_map": f_map,
+            "boxes": plan["boxes"], "pos": plan["pos"],
+            "bounds": plan["bounds"], "num": state["num"] + children,
+            "depth": plan["depth"],
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, new)}}
 
@@ -449,6 +484,7 @@ class TNet(keras.Model):
     children, f_map, boxes, pos, bounds, level = tf.cond(active, run, skip)
     return {**state, "regions": children, "f_map": f_map, "boxes": boxes,
             "pos": pos, "bounds": bounds, "num": state["num"] + children,
+            "depth": state["depth"] + 1,
             **{key: state[key] + [value]
                for key, value in zip(_LEVEL_KEYS, level)}}
 

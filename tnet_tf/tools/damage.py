@@ -9,7 +9,7 @@ offset pointing nowhere). It returns ``[(copy's path, what was done)]``.
 Where the damage lands is read from the file's own structure (tifffile for
 TIFF), so it hits the part it names in any file.
 
-  python -m tnet_tf.tools.damage --output=DIR FILE...
+  python -m tnet_tf.cli.damage --output=DIR FILE...
 """
 from __future__ import annotations
 
@@ -170,17 +170,3 @@ def mixed_collection(folder: str, slide_px: int = 2048, seed: int = 0
   for path in good:
     out += damage(path, os.path.join(folder, "damaged"))
   return out
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import flags
-  for path in argv[1:]:
-    for target, what in damage(path, flags.FLAGS.output):
-      print(f"{target}\t{what}")
-
-
-if __name__ == "__main__":
-  from absl import app
-  from absl import flags
-  flags.DEFINE_string("output", "damaged", "Folder of the damaged copies.")
-  app.run(main)
