@@ -112,3 +112,25 @@ def test_a_batch_that_fails_becomes_error_rows(run, mixed, tmp_path):
   assert "the accelerator fell over" in bad["error"]
   assert bad["path"] in bad["error"]
   assert any(r["error"] is None for r in rows.values())
+
+
+def test_one_saved_model_serves_the_pipeline_slides_included(
+    fake_run, mixed, tmp_path):
+  """Workers that ship only the SavedModel: the same rows as the run
+  directory's, the slides read through its regions signatures."""
+  run_dir, saved = fake_run
+  paths = [p for p in mixed if os.path.dirname(p) == os.path.dirname(
+      mixed[0])] + [p for p in mixed if "cut_half" in p]
+  out = str(tmp_path / "out")
+  with beam.Pipeline() as pipeline:
+    beam_lib.predict_pipeline(
+        pipeline, paths, beam_lib.TNetModelHandler(saved, batch_size=2), out)
+  rows = {r["path"]: r for r in beam_lib.read_rows(out)}
+  with open(predict.run(predict.load_model(run_dir), paths, (2, 1),
+                        str(tmp_path / "predict"),
+                        progress=None)["jsonl"]) as f:
+    expected = [json.loads(line) for line in f]
+  assert sorted(rows) == sorted(paths)
+  assert any(r["read"] == "regions" and not r["error"] for r in expected)
+  for row in expected:
+    _assert_same_row(rows[row["path"]], row)

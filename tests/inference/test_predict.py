@@ -236,6 +236,28 @@ def test_a_run_resumes_from_the_rows_it_wrote(run, damaged, tmp_path):
   assert fresh["images"] == 2 and len(_by_path(fresh["jsonl"])[0]) == 2
 
 
+def test_a_file_two_runs_died_on_gets_an_error_row(run, damaged, tmp_path):
+  """A file in flight when two runs stopped (a reader that crashes the
+  process) is not tried a third time unless asked; one stop is a retry."""
+  run_dir, _ = run
+  model = predict.load_model(run_dir)
+  paths = [p for p, what in damaged if what == "good"]
+  out = tmp_path / "out"
+  predict.run(model, paths[:1], (2, 1), str(out), progress=None)
+  inflight = out / "predictions.inflight.json"
+  assert not inflight.exists()  # a finished run leaves none
+  inflight.write_text(json.dumps({paths[1]: 1, paths[2]: 0}))
+  summary = predict.run(model, paths, (2, 1), str(out), progress=None)
+  rows, by_path = _by_path(summary["jsonl"])
+  assert "2 runs stopped while predicting it" in by_path[paths[1]]["error"]
+  assert by_path[paths[2]]["error"] is None  # stopped once: tried again
+  assert not inflight.exists()
+  retried = predict.run(model, paths, (2, 1), str(out), progress=None,
+                        retry_failed=True)
+  assert retried["images"] == 1
+  assert _by_path(retried["jsonl"])[1][paths[1]]["error"] is None
+
+
 @pytest.mark.slow
 def test_a_killed_run_keeps_its_rows_and_the_same_command_resumes(
     run, damaged, tmp_path):

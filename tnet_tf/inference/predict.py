@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 import sys
@@ -329,6 +330,7 @@ class Predictor:
     self.model = model
     self.threshold = threshold
     self.annotations = annotations  # a slide's GeoJSON beside its row
+    self.on_start = None  # called with each path before it is opened
     self.locations = tuple(locations)
     self.output = output
     self.batch_size = max(1, batch_size)
@@ -336,10 +338,17 @@ class Predictor:
     self.max_pixels = max_pixels
     self._stems = set()
 
+  def reserve_names(self, paths: Iterable[str]) -> None:
+    """Output names (overlays, GeoJSON) of ``paths`` not to reuse."""
+    self._stems.update(os.path.splitext(os.path.basename(p))[0]
+                       for p in paths)
+
   def rows(self, paths: Sequence[str]) -> Iterable[dict]:
     pending = []  # [(path, pixels, source)] decoded whole, not yet run
     for path in paths:
       t0 = time.perf_counter()
+      if self.on_start is not None:
+        self.on_start(path)
       try:
         kind, pixels, source = open_image(path, self.max_pixels)
       except Exception as err:  # every failure is this file's row
@@ -449,15 +458,25 @@ class Output:
   killed keeps every row it finished. Opened on a folder that has rows
   (``resume``), it keeps them (``retry_failed``: the error rows go) and
   ``answered`` says whose paths they are; a last line cut short by a kill
-  is dropped. ``settings`` (model, locations, ...) are kept in
+  is dropped, and the kept rows are rewritten atomically (a kill then
+  loses nothing). ``settings`` (model, locations, ...) are kept in
   ``predictions.settings.json``: rows of other settings in the folder are
-  an error, not a mix."""
+  an error, not a mix.
+
+  The files being predicted are listed in ``predictions.inflight.json``
+  (``started``) until their rows are written, with the number of runs that
+  stopped while they were in flight: ``stalled`` gives the files two runs
+  died on (a reader that crashes the process, not only a kill), which get
+  an error row instead of a third try (``retry_failed`` tries them)."""
+
+  STALLED_AFTER = 2  # runs that stopped while the file was in flight
 
   def __init__(self, folder: str, settings: dict, resume: bool = True,
                retry_failed: bool = False):
     os.makedirs(folder, exist_ok=True)
     self.csv = os.path.join(folder, "predictions.csv")
     self.jsonl = os.path.join(folder, "predictions.jsonl")
+    self._inflight_path = os.path.join(folder, "predictions.inflight.json")
     settings_path = os.path.join(folder, "predictions.settings.json")
     kept = self._read() if resume else []
     if kept and os.path.isfile(settings_path):
@@ -466,23 +485,54 @@ class Output:
       changed = sorted(k for k in set(before) | set(settings)
                        if before.get(k) != settings.get(k))
       if changed:
+        described = ", ".join(f"{k}: {before.get(k)!r} now "
+                              f"{settings.get(k)!r}" for k in changed)
         raise ValueError(
             f"{folder} holds {len(kept)} rows predicted with other settings "
-            f"({', '.join(f'{k}: {before.get(k)!r} now {settings.get(k)!r}' for k in changed)}); "
-            "use another --output, or --noresume to start it over")
+            f"({described}); use another --output, or --noresume to start "
+            "it over")
     if retry_failed:
       kept = [row for row in kept if row.get("error") is None]
     self.answered = {row["path"] for row in kept}
     self.kept = len(kept)
-    with open(settings_path, "w", encoding="utf-8") as f:
-      json.dump(settings, f, indent=1)
-    self._j = open(self.jsonl, "w", encoding="utf-8")
-    self._c = open(self.csv, "w", newline="", encoding="utf-8")
+    self._inflight = self._read_inflight() if resume else {}
+    self.stalled = set() if retry_failed else {
+        path for path, runs in self._inflight.items()
+        if runs >= self.STALLED_AFTER and path not in self.answered}
+    _write_atomically(settings_path, json.dumps(settings, indent=1))
+    self._rewrite(kept)
+    self._j = open(self.jsonl, "a", encoding="utf-8")
+    self._c = open(self.csv, "a", newline="", encoding="utf-8")
     self._writer = csv.DictWriter(self._c, CSV_FIELDS)
-    self._writer.writeheader()
-    for row in kept:
-      self._write(row)
-    self._flush()
+
+  def _rewrite(self, rows: list[dict]) -> None:
+    """The kept rows, each file replaced whole (never half written)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+      writer.writerow(_csv_row(row))
+    _write_atomically(self.jsonl, "".join(json.dumps(r) + "\n"
+                                          for r in rows))
+    _write_atomically(self.csv, buffer.getvalue())
+
+  def _read_inflight(self) -> dict:
+    try:
+      with open(self._inflight_path, encoding="utf-8") as f:
+        before = json.load(f)
+    except (OSError, ValueError):
+      return {}
+    # the run that wrote it stopped with these in flight: one more each
+    return {path: int(runs) + 1 for path, runs in before.items()
+            if path not in self.answered}
+
+  def started(self, path: str) -> None:
+    """``path`` is being predicted (until its row is written)."""
+    self._inflight[path] = max(self._inflight.get(path, 0), 0)
+    self._save_inflight()
+
+  def _save_inflight(self) -> None:
+    _write_atomically(self._inflight_path, json.dumps(self._inflight))
 
   def _read(self) -> list[dict]:
     if not os.path.isfile(self.jsonl):
@@ -508,10 +558,23 @@ class Output:
   def write(self, row: dict) -> None:
     self._write(row)
     self._flush()
+    if self._inflight.pop(row["path"], None) is not None:
+      self._save_inflight()
 
-  def close(self) -> None:
+  def close(self, finished: bool) -> None:
+    """``finished``: every file has its row (nothing is in flight)."""
     self._c.close()
     self._j.close()
+    if finished and os.path.isfile(self._inflight_path):
+      os.remove(self._inflight_path)
+
+
+def _write_atomically(path: str, text: str) -> None:
+  with open(path + ".part", "w", encoding="utf-8", newline="") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(path + ".part", path)
 
 
 def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
@@ -532,24 +595,36 @@ def run(model, paths: Sequence[str], locations: Sequence[int], output: str,
   skipped = len(paths) - len(todo)
   predictor = Predictor(model, locations, output, batch_size, overlays,
                         max_pixels, threshold)
-  predictor._stems.update(  # the outputs of the rows kept keep their names
-      os.path.splitext(os.path.basename(p))[0] for p in out.answered)
+  predictor.on_start = out.started
+  predictor.reserve_names(out.answered)  # their outputs keep their names
   failed, done, start = 0, 0, time.perf_counter()
   if progress is not None and skipped:
     progress.write(f"{skipped} of {len(paths)} files already answered in "
                    f"{output}: skipped\n")
+
+  def rows():
+    for path in [p for p in todo if p in out.stalled]:
+      yield error_row(path, f"{path}: {Output.STALLED_AFTER} runs stopped "
+                      "while predicting it (a reader that crashes the "
+                      "process?); --retry_failed tries it again")
+    yield from predictor.rows([p for p in todo if p not in out.stalled])
+
+  finished = False
   try:
-    for row in predictor.rows(todo):
+    for row in rows():
       out.write(row)
       done += 1
       failed += row["error"] is not None
       if progress is not None:
         rate = done / max(time.perf_counter() - start, 1e-9)
+        left = (len(todo) - done) / rate
         progress.write(f"\r{done}/{len(todo)} images, {rate:.1f} images/s,"
-                       f" {failed} failed")
+                       f" {failed} failed, {int(left) // 60}m"
+                       f"{int(left) % 60:02d}s left")
         progress.flush()
+    finished = True
   finally:
-    out.close()
+    out.close(finished)
   if progress is not None:
     progress.write("\n")
   return {"images": done, "failed": failed, "skipped": skipped,
