@@ -56,4 +56,5 @@ def fake_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def damaged(tmp_path_factory):
   """``damage.mixed_collection``: [(path, "good" or what was done)]."""
-  return damage.mixed_collection(str(tmp_path_factory.mktemp("damaged")))
+  return damage.mixed_collection(str(tmp_path_factory.mktemp("damaged")),
+                                 slide_px=1024)
