@@ -44,9 +44,12 @@ def define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
+  try:
+    from tnet_tf.inference import beam as beam_lib
+  except ImportError as err:  # the extra is not installed
+    raise SystemExit(f"error: {err}") from None
   from apache_beam.options.pipeline_options import PipelineOptions
   import apache_beam as beam
-  from tnet_tf.inference import beam as beam_lib
 
   flags_ = flags.FLAGS
   if not flags_.model or not flags_.output:
