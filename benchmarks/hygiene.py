@@ -28,7 +28,8 @@ def machine_busy_seconds() -> float:
 
 
 def _live_descendants_seconds() -> float:
-  """CPU seconds of this process's live descendants (not yet waited for)."""
+  """CPU seconds of this process's live descendants (not yet waited for),
+  with the descendants they waited for."""
   parents, times = {}, {}
   for entry in os.listdir("/proc"):
     if not entry.isdigit():
@@ -39,7 +40,10 @@ def _live_descendants_seconds() -> float:
     except OSError:
       continue  # gone meanwhile
     parents[int(entry)] = int(fields[1])
-    times[int(entry)] = (int(fields[11]) + int(fields[12])) / _HZ
+    # its own time and its waited children's: a grandchild reaped by a
+    # live child stays counted (Beam's workers are reaped by their
+    # launchers, which this process reaps last)
+    times[int(entry)] = sum(int(v) for v in fields[11:15]) / _HZ
   ours, frontier = set(), {os.getpid()}
   while frontier:
     frontier = {pid for pid, ppid in parents.items()
