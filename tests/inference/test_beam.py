@@ -5,10 +5,14 @@ import csv
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import apache_beam as beam
+from apache_beam.io.filesystem import FileMetadata
+from apache_beam.io.localfilesystem import LocalFileSystem
 import numpy as np
 import pytest
 
@@ -134,3 +138,80 @@ def test_one_saved_model_serves_the_pipeline_slides_included(
   assert any(r["read"] == "regions" and not r["error"] for r in expected)
   for row in expected:
     _assert_same_row(rows[row["path"]], row)
+
+
+class _Bucket(LocalFileSystem):
+  """A remote file system as Beam sees one (scheme ``bucket://``), kept in
+  a local folder: the workers' copying of remote files and models."""
+
+  root = None
+
+  @classmethod
+  def scheme(cls):
+    return "bucket"
+
+  def _local(self, path):
+    if not path.startswith("bucket://"):  # LocalFileSystem's own calls
+      return path
+    return os.path.join(self.root, path[len("bucket://"):])
+
+  def join(self, base, *paths):
+    return "/".join([base.rstrip("/"), *paths])
+
+  def split(self, path):
+    return tuple(path.rsplit("/", 1))
+
+  def _list(self, prefix):
+    for meta in super()._list(self._local(prefix)):
+      yield FileMetadata(
+          "bucket://" + os.path.relpath(meta.path, self.root),
+          meta.size_in_bytes, meta.last_updated_in_seconds)
+
+  def exists(self, path):
+    return super().exists(self._local(path))
+
+  def open(self, path, *args, **kwargs):
+    return super().open(self._local(path), *args, **kwargs)
+
+  def size(self, path):
+    return super().size(self._local(path))
+
+  def metadata(self, path):
+    meta = super().metadata(self._local(path))
+    return FileMetadata(path, meta.size_in_bytes,
+                        meta.last_updated_in_seconds)
+
+
+def test_remote_files_and_model_are_copied_to_the_worker(fake_run, mixed,
+                                                        tmp_path):
+  run_dir, _ = fake_run
+  _Bucket.root = str(tmp_path / "bucket")
+  names = ["slide.tif", "photo.png", "slide.cut_half.tif"]
+  local = {os.path.basename(p): p for p in mixed}
+  os.makedirs(tmp_path / "bucket" / "scans")
+  for name in names:
+    shutil.copy(local[name], tmp_path / "bucket" / "scans" / name)
+  shutil.copytree(run_dir, tmp_path / "bucket" / "models" / "run")
+  paths = beam_lib.expand(["bucket://scans/*"])
+  assert sorted(paths) == sorted(f"bucket://scans/{n}" for n in names)
+  out = str(tmp_path / "out")
+  with beam.Pipeline() as pipeline:
+    beam_lib.predict_pipeline(
+        pipeline, paths, beam_lib.TNetModelHandler("bucket://models/run"),
+        out)
+  rows = {r["path"]: r for r in beam_lib.read_rows(out)}
+  with open(predict.run(predict.load_model(run_dir),
+                        [local[n] for n in names], (2, 1),
+                        str(tmp_path / "predict"),
+                        progress=None)["jsonl"]) as f:
+    expected = {os.path.basename(r["path"]): r for r in map(json.loads, f)}
+  for name in names:
+    row = rows[f"bucket://scans/{name}"]
+    want = dict(expected[name], path=row["path"])
+    if want["error"]:  # names the file as the pipeline was given it
+      want["error"] = want["error"].replace(local[name], row["path"])
+    _assert_same_row(row, want)
+  assert rows["bucket://scans/slide.cut_half.tif"]["error"].startswith(
+      "bucket://scans/slide.cut_half.tif: ")
+  assert not glob.glob(os.path.join(tempfile.gettempdir(), "tnet_beam_*",
+                                    "slide.tif"))  # the copies are gone

@@ -130,9 +130,10 @@ class TNetModelHandler(inference.ModelHandler):
       model = predict.load_model(path, self._checkpoint)
     default = (model.adaptive_locations if self._threshold is not None
                else model.default_locations)
+    # nothing is written beside the rows (WriteAnnotations does, with
+    # Beam's file systems): no output folder
     return predict.Predictor(
-        model, self._locations or default, tempfile.mkdtemp(
-            prefix="tnet_beam_rows_"), self._batch_size,
+        model, self._locations or default, "", self._batch_size,
         max_pixels=self._max_pixels, threshold=self._threshold,
         annotations=False)
 
