@@ -182,6 +182,7 @@ def test_cells_read_the_region_they_divide(three_levels, files):
   assert np.abs(wrong["logits"] - want["logits"]).max() > 1e-4
 
 
+@pytest.mark.slow  # the default suite's budget; three levels cover the path
 def test_two_levels_slides_grey_images_and_requests(two_levels, files):
   serving, path = two_levels
   model = slide_model.SlideModel(path)

@@ -83,7 +83,9 @@ def test_their_checkpoint_is_read_by_name_without_the_optimiser(tmp_path):
 
 
 @pytest.mark.parametrize("case", [
-    "imagenet", "fmow", "cub", "imagenet_bagnet77",
+    "imagenet", "fmow", "imagenet_bagnet77",
+    # feature weighting and the birds' tap: slow (the default suite's budget)
+    pytest.param("cub", marks=pytest.mark.slow),
     # the EfficientNet baselines: the backbone's mapping is the TNets'
     pytest.param("fmow_en_b0", marks=pytest.mark.slow),
     pytest.param("cub_en_b0", marks=pytest.mark.slow)])
