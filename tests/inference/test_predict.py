@@ -213,6 +213,40 @@ def test_no_damaged_file_stops_a_run(run, damaged, tmp_path):
   assert "cannot decode the image" in kinds["photo.cut_half.png"]
 
 
+class _FailsOnBlack:
+  """A model whose call fails for any batch holding a black image."""
+
+  def __init__(self, model):
+    self._model = model
+    self.lazy, self.channels = model.lazy, model.channels
+
+  def __call__(self, images, locations, threshold=None):
+    if any(image.max() == 0 for image in images):
+      raise RuntimeError("the kernel rejected this input")
+    return self._model(images, locations, threshold)
+
+
+def test_a_model_call_that_fails_for_one_image_fails_only_its_row(
+    run, tmp_path):
+  run_dir, _ = run
+  rng = np.random.default_rng(2)
+  paths = []
+  for i in range(4):
+    paths.append(str(tmp_path / f"{i}.png"))
+    pixels = rng.integers(0, 256, [64, 64, 3], np.uint8) * (i != 2)
+    Image.fromarray(pixels.astype(np.uint8)).save(paths[-1])
+  model = predict.load_model(run_dir)
+  rows = _by_path(predict.run(_FailsOnBlack(model), paths, (2, 1),
+                              str(tmp_path / "flaky"),
+                              progress=None)["jsonl"])[1]
+  clean = _by_path(predict.run(model, paths, (2, 1), str(tmp_path / "ok"),
+                               progress=None)["jsonl"])[1]
+  assert rows[paths[2]]["error"] == (
+      f"{paths[2]}: RuntimeError: the kernel rejected this input")
+  for path in (paths[0], paths[1], paths[3]):
+    _same_prediction(rows[path], clean[path])
+
+
 def test_a_run_resumes_from_the_rows_it_wrote(run, damaged, tmp_path):
   """In process: half the files, a row cut short (as by a kill), then all:
   only the missing ones are predicted, each file has one row."""
