@@ -69,7 +69,6 @@ def main(argv: Sequence[str]) -> None:
     if not any(a.startswith("--default_sdk_harness_log_level")
                for a in beam_args):
       beam_args.append("--default_sdk_harness_log_level=WARNING")
-  beam_lib.quiet_model_loads()
   start = time.perf_counter()
   print(f"{len(paths)} files, Beam options: {' '.join(beam_args) or '-'}",
         file=sys.stderr)

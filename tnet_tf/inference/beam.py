@@ -51,6 +51,12 @@ def _remote(path: str) -> bool:
   return "://" in path and not path.startswith("file://")
 
 
+def _copy(remote: str, target: str) -> None:
+  """A file of Beam's file systems to a local file, in chunks."""
+  with FileSystems.open(remote) as source, open(target, "wb") as f:
+    shutil.copyfileobj(source, f, COPY_CHUNK)
+
+
 @contextlib.contextmanager
 def local_copy(path: str):
   """A local path of ``path``: itself, or a temporary copy of a remote
@@ -61,8 +67,7 @@ def local_copy(path: str):
   folder = tempfile.mkdtemp(prefix="tnet_beam_")
   target = os.path.join(folder, os.path.basename(path) or "file")
   try:
-    with FileSystems.open(path) as source, open(target, "wb") as f:
-      shutil.copyfileobj(source, f, COPY_CHUNK)
+    _copy(path, target)
     yield target
   finally:
     shutil.rmtree(folder, ignore_errors=True)
@@ -175,8 +180,7 @@ def local_copy_tree(path: str):
       rel = meta.path[len(path.rstrip("/")) + 1:]
       target = os.path.join(folder, rel)
       os.makedirs(os.path.dirname(target), exist_ok=True)
-      with FileSystems.open(meta.path) as source, open(target, "wb") as f:
-        shutil.copyfileobj(source, f, COPY_CHUNK)
+      _copy(meta.path, target)
     yield folder
   finally:
     shutil.rmtree(folder, ignore_errors=True)
@@ -224,7 +228,7 @@ class WriteAnnotations(beam.DoFn):
 def csv_line(row: dict) -> str:
   buffer = io.StringIO()
   csv.DictWriter(buffer, predict.CSV_FIELDS, lineterminator="").writerow(
-      predict._csv_row(row))
+      predict.csv_row(row))
   return buffer.getvalue()
 
 

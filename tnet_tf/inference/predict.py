@@ -223,12 +223,20 @@ def _message(err: Exception, path: str) -> str:
 def error_row(path: str, error) -> dict:
   """The row of a file nothing was predicted for: ``error`` an exception
   or a message."""
-  message = (_message(error, path) if isinstance(error, BaseException)
-             else str(error) if path in str(error) else f"{path}: {error}")
+  if isinstance(error, BaseException):
+    message = _message(error, path)
+  else:
+    message = str(error) if path in str(error) else f"{path}: {error}"
   return _row(path, None, None, 0, 0.0, "", message)
 
 
-def _csv_row(row: dict) -> dict:
+def _dense_error(path: str, source, err: Exception) -> dict:
+  """The error row of an image decoded whole (its size is known)."""
+  return _row(path, source, None, 0, 0.0, "whole", _message(err, path))
+
+
+def csv_row(row: dict) -> dict:
+  """A row as its CSV line's fields (``CSV_FIELDS``)."""
   top = row["top5"]
   return {
       "path": row["path"], "height": row["height"], "width": row["width"],
@@ -345,6 +353,13 @@ class Predictor:
 
   def rows(self, paths: Sequence[str]) -> Iterable[dict]:
     pending = []  # [(path, pixels, source)] decoded whole, not yet run
+
+    def run_pending() -> list[dict]:
+      """The pending images' rows (before any later file's: input order)."""
+      batch = list(pending)
+      pending.clear()
+      return self._dense(batch) if batch else []
+
     for path in paths:
       t0 = time.perf_counter()
       if self.on_start is not None:
@@ -352,23 +367,17 @@ class Predictor:
       try:
         kind, pixels, source = open_image(path, self.max_pixels)
       except Exception as err:  # every failure is this file's row
-        if pending:
-          yield from self._dense(pending)
-          pending = []
+        yield from run_pending()
         yield error_row(path, err)
         continue
       if kind == "array":
         pending.append((path, pixels, source))
         if len(pending) == self.batch_size:
-          yield from self._dense(pending)
-          pending = []
+          yield from run_pending()
         continue
-      if pending:
-        yield from self._dense(pending)
-        pending = []
+      yield from run_pending()
       yield self._lazy(path, source, t0)
-    if pending:
-      yield from self._dense(pending)
+    yield from run_pending()
 
   def _dense(self, items) -> list[dict]:
     """Rows of images decoded whole, batched by size; a batch that fails
@@ -379,8 +388,7 @@ class Predictor:
       try:
         pixels = _channels(pixels, self.model.channels)
       except Exception as err:
-        rows[i] = _row(path, source, None, 0, 0.0, "whole",
-                       _message(err, path))
+        rows[i] = _dense_error(path, source, err)
         continue
       groups.setdefault(pixels.shape, []).append((i, pixels, source))
     for group in groups.values():
@@ -392,8 +400,7 @@ class Predictor:
             self._group(items, [member], rows)
           except Exception as err:
             i, _, source = member
-            rows[i] = _row(items[i][0], source, None, 0, 0.0, "whole",
-                           _message(err, items[i][0]))
+            rows[i] = _dense_error(items[i][0], source, err)
     return rows
 
   def _group(self, items, group, rows) -> None:
@@ -494,7 +501,6 @@ class Output:
     if retry_failed:
       kept = [row for row in kept if row.get("error") is None]
     self.answered = {row["path"] for row in kept}
-    self.kept = len(kept)
     self._inflight = self._read_inflight() if resume else {}
     self.stalled = set() if retry_failed else {
         path for path, runs in self._inflight.items()
@@ -511,7 +517,7 @@ class Output:
     writer = csv.DictWriter(buffer, CSV_FIELDS)
     writer.writeheader()
     for row in rows:
-      writer.writerow(_csv_row(row))
+      writer.writerow(csv_row(row))
     _write_atomically(self.jsonl, "".join(json.dumps(r) + "\n"
                                           for r in rows))
     _write_atomically(self.csv, buffer.getvalue())
@@ -528,7 +534,7 @@ class Output:
 
   def started(self, path: str) -> None:
     """``path`` is being predicted (until its row is written)."""
-    self._inflight[path] = max(self._inflight.get(path, 0), 0)
+    self._inflight.setdefault(path, 0)
     self._save_inflight()
 
   def _save_inflight(self) -> None:
@@ -547,7 +553,7 @@ class Output:
     return [row for row in rows if isinstance(row, dict) and "path" in row]
 
   def _write(self, row: dict) -> None:
-    self._writer.writerow(_csv_row(row))
+    self._writer.writerow(csv_row(row))
     self._j.write(json.dumps(row) + "\n")
 
   def _flush(self) -> None:
